@@ -1,0 +1,3 @@
+from outfit_compat.cli import main
+
+raise SystemExit(main())

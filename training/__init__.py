@@ -1,0 +1,1 @@
+"""Offline semi-supervised trainer and evaluation (imports embedder and catalog, never the service)."""
