@@ -10,7 +10,7 @@ from pathlib import Path
 from catalog.polyvore import SPLIT_KINDS
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser("data", help="synthetic data and dataset checks")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
 
@@ -35,11 +35,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.items < 50 or args.outfits < 20:
         raise SystemExit("error: --items must be ≥ 50 and --outfits ≥ 20 for three usable splits")
     t0 = time.perf_counter()
-    summary = generate_synthetic(args.out, items=args.items, outfits=args.outfits, seed=args.seed,
-                                 image_size=args.image_size)
+    summary = generate_synthetic(
+        args.out, items=args.items, outfits=args.outfits, seed=args.seed, image_size=args.image_size
+    )
     info = summary if isinstance(summary, dict) else getattr(summary, "__dict__", {"summary": str(summary)})
-    print(json.dumps({"out": str(args.out), "seconds": round(time.perf_counter() - t0, 2), **info},
-                     indent=2, default=str))
+    print(
+        json.dumps({"out": str(args.out), "seconds": round(time.perf_counter() - t0, 2), **info}, indent=2, default=str)
+    )
     return 0
 
 

@@ -26,7 +26,7 @@ def _item_from_row(path: Path, where: str, row: dict[str, Any]) -> Item:
     price: float | None = None
     if price_raw not in (None, ""):
         try:
-            price = float(price_raw)  # type: ignore[arg-type]
+            price = float(price_raw)
         except (TypeError, ValueError) as e:
             raise DatasetError(path, f"{where}: price {price_raw!r} is not a number") from e
     image = Path(str(row["image"]))

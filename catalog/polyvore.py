@@ -192,7 +192,9 @@ class PolyvoreDataset:
         compat_path = base / f"compatibility_{name}.txt"
         if not compat_path.is_file():
             raise DatasetError(compat_path, "file is missing")
-        compat = parse_compatibility(compat_path, compat_path.read_text(encoding="utf-8").splitlines(), tokens, problems)
+        compat = parse_compatibility(
+            compat_path, compat_path.read_text(encoding="utf-8").splitlines(), tokens, problems
+        )
         data = SplitData(kind=self.kind, name=name, outfits=outfits, fitb=fitb, compatibility=compat)
         if problems is None:
             self._splits[name] = data

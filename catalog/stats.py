@@ -27,21 +27,23 @@ def dataset_stats(root: Path | str, kind: str = "nondisjoint", check_images: boo
     unknown_categories = sorted({it.category_id for it in ds.items.values()} - set(ds.categories) - {""})
     if unknown_categories:
         problems.append(f"{ds.root / 'categories.csv'}: category ids used but not listed {unknown_categories}")
-    referenced: set[str] = set()
+    train_items: set[str] | None = None
     for name in SPLITS:
         try:
             split = ds.split(name, problems=problems)
         except DatasetError as e:
             problems.append(str(e))
             continue
-        referenced |= split.item_ids()
+        if name == "train":
+            train_items = {i for o in split.outfits for i in o.item_ids}
         stats["splits"][name] = {
             "outfits": len(split.outfits),
             "fitb_questions": len(split.fitb),
             "compatibility_lines": len(split.compatibility),
             "compatibility_positive": sum(c.label for c in split.compatibility),
         }
-    stats["unlabeled_items"] = len(ds.unlabeled_item_ids()) if "train" in stats["splits"] else None
+    # Items in no training outfit: the unlabeled pool for semi-supervised training.
+    stats["unlabeled_items"] = None if train_items is None else sum(i not in train_items for i in ds.items)
     if check_images:
         missing = sorted(i for i in ds.items if not ds.image_path(i).is_file())
         stats["missing_images"] = len(missing)

@@ -59,10 +59,12 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageDecodeError("not_an_image", f"bytes are not a recognised image format ({e})") from e
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageDecodeError("not_an_image", f"cannot read image header: {e}") from e
+    except UnidentifiedImageError as e:
+        raise ImageDecodeError("not_an_image", "bytes are not a recognised image format; send JPEG or PNG") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageDecodeError("too_many_pixels", f"image declares too many pixels: {e}") from e
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        raise ImageDecodeError("corrupt", f"image header is truncated or corrupt: {e}") from e
     if img.format not in ALLOWED_FORMATS:
         raise ImageDecodeError("unsupported_format", f"format {img.format} is not accepted; use JPEG or PNG")
     width, height = img.size
@@ -80,8 +82,8 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> Image.Image:
         if ImageFile.LOAD_TRUNCATED_IMAGES:
             raise ImageDecodeError("config", "PIL LOAD_TRUNCATED_IMAGES is enabled; refusing to decode")
         img.load()
-        img = ImageOps.exif_transpose(img) or img
-        return to_rgb(img)
+        upright: Image.Image = ImageOps.exif_transpose(img) or img
+        return to_rgb(upright)
     except ImageDecodeError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
 from embedder.model import Embedder
 from embedder.preprocess import preprocess_batch
-from PIL import Image
 
 
 @torch.inference_mode()

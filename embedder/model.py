@@ -28,7 +28,7 @@ class Embedder(nn.Module):
         self.config = config
         backbone = torchvision.models.resnet18(weights=None)
         feat_dim = backbone.fc.in_features
-        backbone.fc = nn.Identity()  # type: ignore[assignment]
+        backbone.fc = nn.Identity()
         self.backbone = backbone
         self.projection = nn.Linear(feat_dim, config.embed_dim)
 
@@ -65,7 +65,10 @@ def load_backbone_weights(model: Embedder, weights: str) -> None:
         except Exception as e:
             raise BackboneWeightsError(f"{path} is not a readable torch state_dict: {e}") from e
     state = {k: v for k, v in state.items() if not k.startswith("fc.")}  # the projection replaces fc
-    missing, unexpected = model.backbone.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.backbone.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches raise even when strict=False
+        raise BackboneWeightsError(f"backbone weights do not fit resnet18: {e}") from e
     missing = [k for k in missing if not k.startswith("fc.")]
     if missing or unexpected:
         raise BackboneWeightsError(

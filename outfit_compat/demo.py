@@ -15,7 +15,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run the whole pipeline on the embedded synthetic default")
     p.add_argument("--workdir", type=Path, default=Path("artifacts/demo"))
     p.add_argument("--items", type=int, default=2000)

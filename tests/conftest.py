@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,3 +48,7 @@ def mango_root() -> Iterator[Path]:
     if not (root / "polyvore_item_metadata.json").is_file():
         pytest.skip(f"real-photo dataset not found at {root}")
     yield root
+
+
+# The image corpus module lives beside this file; tests import it as `image_corpus`.
+sys.path.insert(0, str(Path(__file__).parent))
