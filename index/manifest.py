@@ -1,0 +1,138 @@
+"""`manifest.json`: what an index version was built from, and checksums of every file it holds.
+
+The manifest is the contract between the build job and the service: loading verifies each file's
+sha256 and refuses an index whose model or embedding backend does not match the one serving it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from index.errors import IndexArtifactError
+from index.layout import MANIFEST_FILE
+
+MANIFEST_FORMAT = 1
+METRIC = "inner_product"  # on L2-normalised embeddings, i.e. cosine; ranks like Euclidean distance
+
+# Backends whose embeddings are numerically interchangeable share a family: an index built with one
+# can be queried with vectors from another. int8 quantisation moves embeddings, so it is its own family.
+BACKEND_FAMILIES: dict[str, str] = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8"}
+
+REQUIRED_KEYS: tuple[str, ...] = (
+    "format",
+    "version",
+    "created_at",
+    "model_version",
+    "checkpoint_sha256",
+    "embed_dim",
+    "metric",
+    "factory",
+    "backend",
+    "count",
+    "rows",
+    "per_category",
+    "files",
+)
+
+
+def backend_family(name: str) -> str:
+    """Unknown backends form a family of their own (only an exact name match is compatible)."""
+    return BACKEND_FAMILIES.get(name, name)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    import faiss
+    import numpy
+
+    return {"faiss": str(faiss.__version__), "numpy": numpy.__version__, "python": platform.python_version()}
+
+
+def write_manifest(version_dir: Path, manifest: dict[str, Any], files: Iterable[str]) -> dict[str, Any]:
+    """Checksum `files` (relative to version_dir) into the manifest and write it atomically."""
+    out = dict(manifest)
+    out["format"] = MANIFEST_FORMAT
+    out["files"] = {
+        name: {"sha256": sha256_file(version_dir / name), "bytes": (version_dir / name).stat().st_size}
+        for name in sorted(files)
+    }
+    missing = [k for k in REQUIRED_KEYS if k not in out]
+    if missing:
+        raise ValueError(f"manifest lacks {missing}")  # a bug in the writer, not user input
+    tmp = version_dir / f".{MANIFEST_FILE}.tmp"
+    tmp.write_text(json.dumps(out, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, version_dir / MANIFEST_FILE)
+    return out
+
+
+def read_manifest(version_dir: Path) -> dict[str, Any]:
+    path = version_dir / MANIFEST_FILE
+    if not path.is_file():
+        raise IndexArtifactError(f"{path}: manifest is missing; is {version_dir} an index version directory?")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IndexArtifactError(f"{path}: manifest is not valid JSON ({e})") from e
+    if not isinstance(raw, dict):
+        raise IndexArtifactError(f"{path}: manifest must be a JSON object")
+    if raw.get("format") != MANIFEST_FORMAT:
+        raise IndexArtifactError(f"{path}: manifest format {raw.get('format')!r} is not {MANIFEST_FORMAT}")
+    missing = [k for k in REQUIRED_KEYS if k not in raw]
+    if missing:
+        raise IndexArtifactError(f"{path}: manifest lacks {missing}; rebuild the index")
+    if raw["metric"] != METRIC:
+        raise IndexArtifactError(f"{path}: metric {raw['metric']!r} is not {METRIC!r}")
+    return raw
+
+
+def verify_files(version_dir: Path, manifest: dict[str, Any]) -> None:
+    """Every listed file exists with the recorded size and sha256."""
+    files = manifest["files"]
+    if not isinstance(files, dict) or not files:
+        raise IndexArtifactError(f"{version_dir / MANIFEST_FILE}: 'files' must list the artifact checksums")
+    for name, meta in files.items():
+        path = version_dir / name
+        if not path.is_file():
+            raise IndexArtifactError(f"{path}: file listed in the manifest is missing; the index is incomplete")
+        size = path.stat().st_size
+        if size != meta.get("bytes"):
+            raise IndexArtifactError(
+                f"{path}: {size} bytes, the manifest says {meta.get('bytes')}; the file is corrupt or truncated"
+            )
+        actual = sha256_file(path)
+        if actual != meta.get("sha256"):
+            raise IndexArtifactError(
+                f"{path}: sha256 {actual[:16]}… does not match the manifest ({str(meta.get('sha256'))[:16]}…); "
+                "the file is corrupt or was replaced; rebuild or republish the index"
+            )
+
+
+def check_compatible(
+    manifest: dict[str, Any], *, expected_model_version: str | None, backend: str | None, where: Path
+) -> None:
+    """Refuse an index built by another model, or with embeddings from an incompatible backend."""
+    if expected_model_version is not None and manifest["model_version"] != expected_model_version:
+        raise IndexArtifactError(
+            f"{where}: index was built with model {manifest['model_version']}, but the service runs model "
+            f"{expected_model_version}; rebuild the index with this checkpoint "
+            "(`outfit-compat index build --checkpoint ...`)"
+        )
+    if backend is not None and backend_family(backend) != backend_family(str(manifest["backend"])):
+        raise IndexArtifactError(
+            f"{where}: index embeddings come from backend {manifest['backend']!r} "
+            f"(family {backend_family(str(manifest['backend']))}), which is not interchangeable with "
+            f"{backend!r} (family {backend_family(backend)}); rebuild the index with --backend {backend}"
+        )

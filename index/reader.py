@@ -1,0 +1,138 @@
+"""The service's view of a published index: verified on open, read-only, safe for concurrent searches.
+
+Imports neither torch nor training, so the service can load it without the model stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from index.errors import IndexArtifactError
+from index.faiss_ops import exclusion_selector, read_index, search_params
+from index.layout import GLOBAL_INDEX_FILE, STORE_FILE, VECTORS_FILE, resolve_version_dir
+from index.manifest import check_compatible, read_manifest, verify_files
+from index.store import ItemRecord, ItemStore
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result; `score` is the inner product (cosine) of normalised vectors, higher is closer."""
+
+    item_id: str
+    score: float
+
+
+class CatalogIndex:
+    """One verified index version. Construct with `open_index`."""
+
+    def __init__(self, version_dir: Path, manifest: dict[str, Any]) -> None:
+        self.root = version_dir
+        self.manifest = manifest
+        self.version = str(manifest["version"])
+        self.count = int(manifest["count"])
+        self.dim = int(manifest["embed_dim"])
+        self.ef_search = int(manifest.get("search", {}).get("ef_search", 128))
+        self.nprobe = int(manifest.get("search", {}).get("nprobe", 16))
+        self._global = read_index(version_dir / GLOBAL_INDEX_FILE)
+        self._by_category: dict[str, faiss.Index] = {
+            cat: read_index(version_dir / rel) for cat, rel in manifest.get("category_files", {}).items()
+        }
+        self._store = ItemStore(version_dir / STORE_FILE)
+        try:
+            self._vectors: np.ndarray = np.load(version_dir / VECTORS_FILE, mmap_mode="r")
+        except (ValueError, OSError) as e:
+            raise IndexArtifactError(f"{version_dir / VECTORS_FILE}: cannot read vectors ({e})") from e
+        rows = int(manifest["rows"])
+        if self._vectors.shape != (rows, self.dim) or self._global.ntotal != rows or self._global.d != self.dim:
+            raise IndexArtifactError(
+                f"{version_dir}: vectors {self._vectors.shape} / index ({self._global.ntotal}, {self._global.d}) "
+                f"do not match the manifest ({rows}, {self.dim}); the version is inconsistent, rebuild it"
+            )
+        self._tombstones = self._store.deleted_rows()
+        self._tombstone_selector = exclusion_selector(self._tombstones)
+
+    def categories(self) -> dict[str, int]:
+        """category -> number of live items."""
+        return {str(c): int(n) for c, n in self.manifest["per_category"].items()}
+
+    def has(self, item_id: str) -> bool:
+        return bool(self._store.rows_of([item_id]))
+
+    def get_items(self, ids: Sequence[str]) -> dict[str, ItemRecord]:
+        """Records of the known ids; unknown ids are simply absent."""
+        return self._store.records(ids)
+
+    def vectors(self, ids: Sequence[str]) -> np.ndarray:
+        """(n, d) stored L2-normalised embeddings in the order of `ids`."""
+        rows = self._store.rows_of(ids)
+        unknown = [i for i in ids if i not in rows]
+        if unknown:
+            raise KeyError(f"item ids not in index version {self.version}: {unknown[:20]}")
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self._vectors[[rows[i] for i in ids]], dtype=np.float32)
+
+    def image_path(self, item_id: str) -> Path | None:
+        """The catalog's image path of a live item; None for an unknown item or one without an image."""
+        rec = self._store.records([item_id]).get(item_id)
+        return Path(rec.image_path) if rec is not None and rec.image_path else None
+
+    def search(
+        self, queries: np.ndarray, *, k: int, category: str | None = None, exclude: Collection[str] = ()
+    ) -> list[list[Hit]]:
+        """Per query, up to k hits best first; tombstoned and `exclude`d items never appear."""
+        q = self._check_queries(queries)
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ValueError(f"k must be a positive integer, not {k!r}")
+        if category is None:
+            index = self._global
+        elif category in self._by_category:
+            index = self._by_category[category]
+        else:
+            raise KeyError(f"unknown category {category!r}; this index has {sorted(self._by_category)}")
+        selector = self._tombstone_selector
+        excluded = self._store.rows_of(list(exclude)) if exclude else {}
+        if excluded:
+            rows = np.union1d(self._tombstones, np.fromiter(excluded.values(), dtype=np.int64))
+            selector = exclusion_selector(rows)
+        params = search_params(index, k=k, selector=selector, ef_search=self.ef_search, nprobe=self.nprobe)
+        scores, labels = index.search(q, k, params=params)
+        names = self._store.ids_of_rows([int(r) for r in labels.ravel() if r >= 0])
+        return [
+            [Hit(names[int(r)], float(s)) for s, r in zip(srow, lrow, strict=True) if r >= 0]
+            for srow, lrow in zip(scores, labels, strict=True)
+        ]
+
+    def _check_queries(self, queries: np.ndarray) -> np.ndarray:
+        q = np.asarray(queries)
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(f"queries must have shape (n, {self.dim}), not {q.shape}")
+        if not np.issubdtype(q.dtype, np.floating) or not np.isfinite(q).all():
+            raise ValueError("queries must be finite floating-point vectors")
+        q = np.array(q, dtype=np.float32, order="C")  # a copy: normalising must not touch the caller's array
+        faiss.normalize_L2(q)
+        return q
+
+    def close(self) -> None:
+        self._store.close()
+
+
+def open_index(
+    root: Path | str, *, expected_model_version: str | None = None, backend: str | None = None
+) -> CatalogIndex:
+    """Open the published index at `root` (or a version directory), verifying manifest and checksums.
+
+    Raises IndexArtifactError when files are missing or corrupt, or when the index was built by another
+    model (`expected_model_version`) or with embeddings of an incompatible backend family.
+    """
+    version_dir = resolve_version_dir(Path(root))
+    manifest = read_manifest(version_dir)
+    check_compatible(manifest, expected_model_version=expected_model_version, backend=backend, where=version_dir)
+    verify_files(version_dir, manifest)
+    return CatalogIndex(version_dir, manifest)

@@ -1,0 +1,127 @@
+"""Item metadata in SQLite: the service looks items up by id or row without loading the catalog.
+
+Row numbers are the FAISS ids and the row of `vectors.npy`. Removed items stay as tombstones
+(`deleted = 1`) so rows never move within a version; a compaction renumbers them in a new version.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE items (
+    row INTEGER PRIMARY KEY,
+    item_id TEXT NOT NULL UNIQUE,
+    category TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    image_path TEXT,
+    price REAL,
+    url TEXT NOT NULL DEFAULT '',
+    deleted INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX items_category ON items (category, deleted);
+"""
+# SQLite's limit on bound parameters is 32766 in modern builds; stay well below it.
+_CHUNK = 900
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """What the service shows for an item; `image_path` is as the catalog gave it (may be None)."""
+
+    item_id: str
+    category: str
+    title: str
+    image_path: str | None
+    price: float | None
+    url: str
+
+
+def write_store(path: Path, rows: Iterable[tuple[int, ItemRecord]], *, deleted: Iterable[int] = ()) -> None:
+    """Create a fresh store at `path` (the caller writes into a staging directory)."""
+    conn = sqlite3.connect(path)
+    try:
+        conn.executescript(SCHEMA)
+        conn.executemany(
+            "INSERT INTO items (row, item_id, category, title, image_path, price, url) VALUES (?,?,?,?,?,?,?)",
+            ((r, it.item_id, it.category, it.title, it.image_path, it.price, it.url) for r, it in rows),
+        )
+        conn.executemany("UPDATE items SET deleted = 1 WHERE row = ?", ((int(r),) for r in deleted))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def _chunks(seq: Sequence[str], n: int = _CHUNK) -> Iterable[Sequence[str]]:
+    for s in range(0, len(seq), n):
+        yield seq[s : s + n]
+
+
+class ItemStore:
+    """Read-only access to a published store; one SQLite connection per thread (safe for a threadpool)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # immutable=1: a published version never changes, so SQLite can skip locking entirely.
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=True)
+            self._local.conn = conn
+        return conn
+
+    def rows_of(self, ids: Sequence[str], *, include_deleted: bool = False) -> dict[str, int]:
+        out: dict[str, int] = {}
+        live = "" if include_deleted else " AND deleted = 0"
+        for part in _chunks(list(dict.fromkeys(ids))):
+            q = f"SELECT item_id, row FROM items WHERE item_id IN ({','.join('?' * len(part))}){live}"
+            out.update((str(i), int(r)) for i, r in self._conn().execute(q, tuple(part)))
+        return out
+
+    def ids_of_rows(self, rows: Sequence[int]) -> dict[int, str]:
+        out: dict[int, str] = {}
+        uniq = list(dict.fromkeys(int(r) for r in rows))
+        for s in range(0, len(uniq), _CHUNK):
+            part = uniq[s : s + _CHUNK]
+            q = f"SELECT row, item_id FROM items WHERE row IN ({','.join('?' * len(part))})"
+            out.update((int(r), str(i)) for r, i in self._conn().execute(q, tuple(part)))
+        return out
+
+    def records(self, ids: Sequence[str]) -> dict[str, ItemRecord]:
+        out: dict[str, ItemRecord] = {}
+        for part in _chunks(list(dict.fromkeys(ids))):
+            q = (
+                "SELECT item_id, category, title, image_path, price, url FROM items "
+                f"WHERE deleted = 0 AND item_id IN ({','.join('?' * len(part))})"
+            )
+            for item_id, cat, title, image, price, url in self._conn().execute(q, tuple(part)):
+                out[item_id] = ItemRecord(item_id, cat, title, image, None if price is None else float(price), url)
+        return out
+
+    def category_counts(self) -> dict[str, int]:
+        q = "SELECT category, COUNT(*) FROM items WHERE deleted = 0 GROUP BY category ORDER BY category"
+        return {str(c): int(n) for c, n in self._conn().execute(q)}
+
+    def deleted_rows(self) -> np.ndarray:
+        rows = [r for (r,) in self._conn().execute("SELECT row FROM items WHERE deleted = 1 ORDER BY row")]
+        return np.asarray(rows, dtype=np.int64)
+
+    def iter_all(self) -> Iterable[tuple[int, ItemRecord, bool]]:
+        """Every row in order, tombstones included (for incremental updates)."""
+        q = "SELECT row, item_id, category, title, image_path, price, url, deleted FROM items ORDER BY row"
+        for row, item_id, cat, title, image, price, url, deleted in self._conn().execute(q):
+            yield int(row), ItemRecord(item_id, cat, title, image, price, url), bool(deleted)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

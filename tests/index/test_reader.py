@@ -1,0 +1,111 @@
+"""Reader: exact equivalence, per-category filtering, exclusions, validation, thread safety."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from index_helpers import Publish, exact_topk
+
+from index import CatalogIndex, Hit, ItemRecord, open_index
+from index.writer import IndexPolicy
+
+
+def _ids(hits: list[Hit]) -> list[str]:
+    return [h.item_id for h in hits]
+
+
+def test_flat_search_equals_exact_search(publish_synthetic: Publish) -> None:
+    root, records, vectors = publish_synthetic(600, 16)
+    idx = open_index(root)
+    assert idx.manifest["factory"] == "Flat"
+    queries = vectors[::37]
+    ref_rows, ref_scores = exact_topk(queries, vectors, 10)
+    got = idx.search(queries, k=10)
+    for hits, rows, scores in zip(got, ref_rows, ref_scores, strict=True):
+        assert _ids(hits) == [records[r].item_id for r in rows]
+        np.testing.assert_allclose([h.score for h in hits], scores, atol=1e-5)
+
+
+@pytest.mark.parametrize("threshold", [10_000, 300])  # Flat everywhere / HNSW global with Flat categories
+def test_category_search_equals_filtered_exact(publish_synthetic: Publish, threshold: int) -> None:
+    root, records, vectors = publish_synthetic(600, 16, policy=IndexPolicy(exact_threshold=threshold))
+    idx = open_index(root)
+    cats = np.array([r.category for r in records])
+    for cat in idx.categories():
+        rows = np.flatnonzero(cats == cat)
+        assert idx.manifest["category_factories"][cat] == "Flat"
+        ref_rows, ref_scores = exact_topk(vectors[:20], vectors, 7, rows=rows)
+        for hits, want, scores in zip(idx.search(vectors[:20], k=7, category=cat), ref_rows, ref_scores, strict=True):
+            assert _ids(hits) == [records[r].item_id for r in want]
+            np.testing.assert_allclose([h.score for h in hits], scores, atol=1e-5)
+
+
+def test_exclude_removes_ids_and_keeps_k(publish_synthetic: Publish) -> None:
+    root, _, vectors = publish_synthetic(300, 16)
+    idx = open_index(root)
+    first = _ids(idx.search(vectors[:1], k=5)[0])
+    excluded = first[:3]
+    again = _ids(idx.search(vectors[:1], k=5, exclude=excluded)[0])
+    assert len(again) == 5 and not set(again) & set(excluded)
+    assert again[:2] == first[3:5]
+
+
+def test_k_larger_than_catalog_returns_everything_once(publish_synthetic: Publish) -> None:
+    root, records, vectors = publish_synthetic(40, 8)
+    hits = open_index(root).search(vectors[:1], k=100)[0]
+    assert sorted(_ids(hits)) == sorted(r.item_id for r in records)
+
+
+def test_metadata_and_vectors(publish_synthetic: Publish) -> None:
+    root, records, vectors = publish_synthetic(100, 8)
+    idx = open_index(root)
+    assert isinstance(idx, CatalogIndex)
+    assert idx.count == 100 and idx.dim == 8 and idx.root.parent.name == "versions"
+    assert sum(idx.categories().values()) == 100
+    rec = records[5]
+    assert idx.has(rec.item_id) and not idx.has("nope")
+    got = idx.get_items([rec.item_id, "nope"])
+    assert got == {rec.item_id: rec} and isinstance(got[rec.item_id], ItemRecord)
+    np.testing.assert_allclose(idx.vectors([records[7].item_id, rec.item_id]), vectors[[7, 5]])
+    with pytest.raises(KeyError, match="nope"):
+        idx.vectors([rec.item_id, "nope"])
+    assert idx.image_path(rec.item_id) is None
+
+
+def test_bad_queries_raise_clear_errors(publish_synthetic: Publish) -> None:
+    root, _, vectors = publish_synthetic(50, 8)
+    idx = open_index(root)
+    with pytest.raises(ValueError, match=r"shape \(n, 8\)"):
+        idx.search(vectors[0], k=3)
+    with pytest.raises(ValueError, match=r"shape \(n, 8\)"):
+        idx.search(np.zeros((1, 9), np.float32), k=3)
+    with pytest.raises(ValueError, match="finite"):
+        idx.search(np.full((1, 8), np.nan, np.float32), k=3)
+    with pytest.raises(ValueError, match="k must be"):
+        idx.search(vectors[:1], k=0)
+    with pytest.raises(KeyError, match="unknown category 'hats'"):
+        idx.search(vectors[:1], k=3, category="hats")
+
+
+def test_concurrent_searches_match_serial(publish_synthetic: Publish) -> None:
+    root, _, vectors = publish_synthetic(800, 16, policy=IndexPolicy(exact_threshold=100))
+    idx = open_index(root)
+    queries = [vectors[i : i + 4] for i in range(0, 200, 4)]
+    serial = [idx.search(q, k=10, category="tops", exclude=["s0000001"]) for q in queries]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(lambda q: idx.search(q, k=10, category="tops", exclude=["s0000001"]), queries))
+    assert parallel == serial
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        metas = list(pool.map(lambda i: idx.get_items([f"s{i:07d}"]), range(100)))
+    assert all(len(m) == 1 for m in metas)
+
+
+def test_reader_does_not_import_torch(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, index; index.open_index; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
