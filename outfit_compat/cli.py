@@ -17,6 +17,7 @@ from catalog.errors import DatasetError
 REGISTRARS: tuple[str, ...] = (
     "catalog.cli",
     "outfit_compat.demo",
+    "service.cli",
 )
 
 

@@ -1,0 +1,104 @@
+"""POST /v1/complementary: items from other categories that go with an image or the outfit so far."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from service.api.deps import CacheDep, EngineDep, StateDep
+from service.api.parsing import (
+    binary_field,
+    form_files,
+    form_list,
+    media_type,
+    parse_json,
+    read_form,
+    request_body,
+    unknown_fields,
+    unsupported,
+    validate,
+)
+from service.errors import InvalidInputError
+from service.recommend import check_categories, complementary, infer_category, item_categories, lookup_vectors
+from service.schemas import ComplementaryOptions, ComplementaryRequest, ComplementaryResponse, QueryInfo
+from service.scoring import outfit_query_vector
+from service.uploads import embed_uploads, read_upload
+
+router = APIRouter(prefix="/v1", tags=["recommend"])
+
+_OPTION_FIELDS = {"k", "per_category", "categories", "exclude"}
+MULTIPART_SCHEMA = {
+    "type": "object",
+    "required": ["image"],
+    "additionalProperties": False,
+    "properties": {
+        "image": binary_field("product photo (JPEG, PNG, WebP, GIF first frame)"),
+        "category": {"type": "string", "minLength": 1, "maxLength": 100,
+                     "description": "the photo's category; inferred from its nearest catalog items when absent"},
+        "k": {"type": "integer", "minimum": 1, "maximum": 100},
+        "per_category": {"type": "integer", "minimum": 1, "maximum": 50},
+        "categories": {"type": "array", "items": {"type": "string"}, "description": "repeated or comma-separated"},
+        "exclude": {"type": "array", "items": {"type": "string"}},
+    },
+}
+
+
+@router.post(
+    "/complementary",
+    response_model=ComplementaryResponse,
+    openapi_extra=request_body(ComplementaryRequest, MULTIPART_SCHEMA),
+    summary="Complementary items, grouped by category",
+)
+async def post_complementary(
+    request: Request, state: StateDep, engine: EngineDep, cache: CacheDep
+) -> ComplementaryResponse:
+    kind = media_type(request)
+    if kind == "application/json":
+        req = await parse_json(request, ComplementaryRequest)
+        key = f"res:complementary:{engine.cache_scope}:{req.model_dump_json()}"
+        hit = await cache.get("result", key)
+        if hit is not None:
+            return ComplementaryResponse.model_validate_json(hit)
+        ids = list(dict.fromkeys(req.item_ids))
+        vectors = lookup_vectors(engine, ids)
+        cats = list(dict.fromkeys(item_categories(engine, ids)))
+        groups = complementary(engine, outfit_query_vector(vectors), query_categories=cats, query_ids=ids,
+                               options=req)
+        resp = ComplementaryResponse(
+            query=QueryInfo(kind="items", item_ids=ids, categories=cats, category_inferred=False),
+            groups=groups, model_version=engine.model_version, index_version=engine.index_version,
+        )
+        await cache.set(key, resp.model_dump_json().encode(), state.settings.cache_result_ttl_s)
+        return resp
+    if kind == "multipart/form-data":
+        form = await read_form(request, max_files=1)
+        unknown_fields(form, {"image", "category", *_OPTION_FIELDS})
+        files = form_files(form, "image")
+        if len(files) != 1:
+            raise InvalidInputError("send exactly one file in the 'image' field", field="image")
+        raw_opts: dict[str, object] = {}
+        for name in ("k", "per_category"):
+            if (v := form.get(name)) is not None:
+                raw_opts[name] = v
+        for name in ("categories", "exclude"):
+            if (lst := form_list(form, name)) is not None:
+                raw_opts[name] = lst
+        opts = validate(ComplementaryOptions, raw_opts)
+        category = form.get("category")
+        if category is not None and not isinstance(category, str):
+            raise InvalidInputError("'category' must be a text field", field="category")
+        upload = await read_upload(files[0], label="image", max_bytes=state.settings.max_upload_bytes)
+        vecs, cached = await embed_uploads([upload], engine=engine, cache=cache, limits=state.image_limits,
+                                           ttl_s=state.settings.cache_embedding_ttl_s)
+        query = vecs[0]
+        inferred_from: list[str] = []
+        if category:
+            check_categories(engine, [category])
+        else:
+            category, inferred_from = infer_category(engine, query)
+        groups = complementary(engine, query, query_categories=[category], query_ids=[], options=opts)
+        return ComplementaryResponse(
+            query=QueryInfo(kind="image", item_ids=[], categories=[category], category_inferred=bool(inferred_from),
+                            inferred_from=inferred_from, embedding_cached=cached[0]),
+            groups=groups, model_version=engine.model_version, index_version=engine.index_version,
+        )
+    raise unsupported(request, ("application/json", "multipart/form-data"))

@@ -1,0 +1,40 @@
+"""Catalog views: GET /v1/items/{id}, GET /v1/categories, GET /images/{id}."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from service.api.deps import EngineDep
+from service.errors import ServiceError, UnknownItemsError
+from service.recommend import item_out
+from service.schemas import CategoriesResponse, CategoryOut, ItemOut
+
+router = APIRouter(tags=["catalog"])
+
+_IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
+                ".gif": "image/gif", ".bmp": "image/bmp"}
+
+
+@router.get("/v1/items/{item_id}", response_model=ItemOut, summary="One catalog item")
+async def get_item(item_id: str, engine: EngineDep) -> ItemOut:
+    return item_out(engine, item_id)
+
+
+@router.get("/v1/categories", response_model=CategoriesResponse, summary="Categories and their item counts")
+async def get_categories(engine: EngineDep) -> CategoriesResponse:
+    cats = engine.index.categories()
+    return CategoriesResponse(categories=[CategoryOut(name=c, count=n) for c, n in sorted(cats.items())])
+
+
+@router.get("/images/{item_id}", response_class=FileResponse, summary="A catalog item's image",
+            responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "unknown item or no image"}})
+async def get_image(item_id: str, engine: EngineDep) -> FileResponse:
+    # The path comes from the index for a known id, never from the request: no traversal is possible.
+    if not engine.index.has(item_id):
+        raise UnknownItemsError([item_id])
+    path = engine.index.image_path(item_id)
+    if path is None or not path.is_file():
+        raise ServiceError(f"item {item_id} has no image", code="no_image", status=404)
+    return FileResponse(path, media_type=_IMAGE_TYPES.get(path.suffix.lower(), "application/octet-stream"),
+                        headers={"Cache-Control": "public, max-age=86400"})

@@ -1,0 +1,126 @@
+"""POST /v1/compatibility and POST /v1/fill-in-the-blank: scoring whole outfits."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter, Request
+
+from service.api.deps import CacheDep, EngineDep, StateDep
+from service.api.parsing import (
+    binary_field,
+    form_files,
+    form_list,
+    media_type,
+    parse_json,
+    read_form,
+    request_body,
+    unknown_fields,
+    unsupported,
+)
+from service.engine import Engine
+from service.errors import InvalidInputError
+from service.recommend import item_categories, item_out, lookup_vectors
+from service.schemas import (
+    MAX_OUTFIT_ITEMS,
+    CompatibilityRequest,
+    CompatibilityResponse,
+    FITBCandidate,
+    FITBRequest,
+    FITBResponse,
+    OutfitMember,
+    WeakestItem,
+)
+from service.scoring import rank_candidates, score_outfit
+from service.uploads import embed_uploads, read_upload
+
+router = APIRouter(prefix="/v1", tags=["outfits"])
+
+COMPAT_MULTIPART = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "item_ids": {"type": "array", "items": {"type": "string"}, "description": "repeated or comma-separated"},
+        "images": {"type": "array", "items": binary_field("an outfit item photo")},
+    },
+}
+
+
+def _compatibility(engine: Engine, members: list[OutfitMember], emb: np.ndarray) -> CompatibilityResponse:
+    s = score_outfit(emb, engine.calibration)
+    weakest = None
+    if s.weakest is not None and s.score_without_weakest is not None:
+        weakest = WeakestItem(ref=members[s.weakest].ref, position=s.weakest, score_without=s.score_without_weakest)
+    return CompatibilityResponse(
+        score=s.score,
+        calibrated=engine.calibrated,
+        calibration=engine.calibration.fitted_on,
+        mean_distance=s.mean_distance,
+        items=members,
+        pairwise=[[round(float(v), 6) for v in row] for row in s.pairwise],
+        weakest=weakest,
+        model_version=engine.model_version,
+    )
+
+
+def _check_size(n: int) -> None:
+    if not 2 <= n <= MAX_OUTFIT_ITEMS:
+        raise InvalidInputError(f"an outfit needs 2 to {MAX_OUTFIT_ITEMS} items; got {n}", count=n)
+
+
+@router.post(
+    "/compatibility",
+    response_model=CompatibilityResponse,
+    openapi_extra=request_body(CompatibilityRequest, COMPAT_MULTIPART),
+    summary="Compatibility score of an outfit, its pairwise distances and its weakest item",
+)
+async def post_compatibility(
+    request: Request, state: StateDep, engine: EngineDep, cache: CacheDep
+) -> CompatibilityResponse:
+    kind = media_type(request)
+    if kind == "application/json":
+        req = await parse_json(request, CompatibilityRequest)
+        key = f"res:compatibility:{engine.cache_scope}:{req.model_dump_json()}"
+        hit = await cache.get("result", key)
+        if hit is not None:
+            return CompatibilityResponse.model_validate_json(hit)
+        emb = lookup_vectors(engine, req.item_ids)
+        cats = item_categories(engine, req.item_ids)
+        members = [OutfitMember(ref=i, kind="item", category=c) for i, c in zip(req.item_ids, cats, strict=True)]
+        resp = _compatibility(engine, members, emb)
+        await cache.set(key, resp.model_dump_json().encode(), state.settings.cache_result_ttl_s)
+        return resp
+    if kind == "multipart/form-data":
+        form = await read_form(request, max_files=MAX_OUTFIT_ITEMS)
+        unknown_fields(form, {"item_ids", "images"})
+        ids = form_list(form, "item_ids") or []
+        files = form_files(form, "images")
+        _check_size(len(ids) + len(files))
+        uploads = [
+            await read_upload(f, label=f"images[{n}]", max_bytes=state.settings.max_upload_bytes)
+            for n, f in enumerate(files)
+        ]
+        id_emb = lookup_vectors(engine, ids) if ids else np.zeros((0, engine.index.dim), dtype=np.float32)
+        cats = item_categories(engine, ids) if ids else []
+        up_emb, _ = await embed_uploads(uploads, engine=engine, cache=cache, limits=state.image_limits,
+                                        ttl_s=state.settings.cache_embedding_ttl_s)
+        members = [OutfitMember(ref=i, kind="item", category=c) for i, c in zip(ids, cats, strict=True)]
+        members += [OutfitMember(ref=f"upload:{n}", kind="upload", category=None) for n in range(len(uploads))]
+        return _compatibility(engine, members, np.concatenate([id_emb, up_emb]))
+    raise unsupported(request, ("application/json", "multipart/form-data"))
+
+
+@router.post("/fill-in-the-blank", response_model=FITBResponse, summary="Rank candidates to complete an outfit")
+async def post_fitb(req: FITBRequest, engine: EngineDep) -> FITBResponse:
+    outfit = lookup_vectors(engine, req.outfit)
+    candidates = list(dict.fromkeys(req.candidates))
+    overlap = sorted(set(candidates) & set(req.outfit))
+    if overlap:
+        raise InvalidInputError(f"candidates {overlap} are already in the outfit", item_ids=overlap)
+    cand = lookup_vectors(engine, candidates)
+    order, cos, dist = rank_candidates(outfit, cand)
+    ranked = [
+        FITBCandidate(**item_out(engine, candidates[j]).model_dump(), rank=r + 1, score=float(cos[j]),
+                      mean_distance=float(dist[j]))
+        for r, j in enumerate(order)
+    ]
+    return FITBResponse(outfit=list(req.outfit), ranked=ranked, model_version=engine.model_version)

@@ -1,0 +1,45 @@
+"""`outfit-compat serve`: run the REST service with uvicorn (thin wrapper over `serve`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="serve the REST API and web page for a published index")
+    p.add_argument("--index", type=Path, default=None, help="published index root (default: $OUTFIT_INDEX)")
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="embedder checkpoint (default: $OUTFIT_CHECKPOINT, else the one the index records)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(func=cmd_serve)
+
+
+def serve(*, host: str, port: int, log_level: str = "info", **overrides: Any) -> None:
+    """Build Settings from the environment plus `overrides`, then run uvicorn until interrupted."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.settings import Settings
+
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    if settings.index is None:
+        raise FileNotFoundError("no index to serve: pass --index DIR or set OUTFIT_INDEX")
+    if not settings.index.exists():
+        raise FileNotFoundError(f"index directory {settings.index} does not exist")
+    if settings.checkpoint is not None and not settings.checkpoint.exists():
+        raise FileNotFoundError(f"checkpoint {settings.checkpoint} does not exist")
+    app = create_app(settings)
+    print(f"serving {settings.index} on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    serve(host=args.host, port=args.port, log_level=args.log_level, index=args.index, checkpoint=args.checkpoint)
+    return 0

@@ -1,0 +1,143 @@
+"""The serving engine: one model + one index + calibration + micro-batcher, swapped as a unit on reload.
+
+Requests take a reference to the current Engine once and use only it, so a reload never mixes the old
+model's embeddings with the new index.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from embedder.calibration import UNCALIBRATED, Calibration, calibration_from_card_extra
+from service.batcher import MicroBatcher
+from service.errors import ServiceError
+from service.metrics import ServiceMetrics
+from service.schemas import ReadyResponse
+
+if TYPE_CHECKING:
+    from embedder.backend import EmbeddingBackend
+    from embedder.config import PreprocessConfig
+    from index import CatalogIndex
+
+log = logging.getLogger(__name__)
+
+
+class EngineLoadError(ServiceError):
+    """The configured checkpoint or index cannot be served (missing, corrupt or mismatched)."""
+
+    status = 409
+    code = "load_failed"
+
+
+@dataclass
+class Engine:
+    backend: EmbeddingBackend
+    index: CatalogIndex
+    calibration: Calibration
+    calibrated: bool
+    batcher: MicroBatcher
+    index_root: Path
+    checkpoint: Path
+
+    @property
+    def model_version(self) -> str:
+        return self.backend.card.model_version
+
+    @property
+    def index_version(self) -> str:
+        return self.index.version
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return self.backend.preprocess
+
+    @property
+    def cache_scope(self) -> str:
+        """Cached results are valid for one model and one index version only."""
+        return f"{self.model_version}:{self.index_version}"
+
+    def describe(self, *, cache: str | None = None) -> ReadyResponse:
+        return ReadyResponse(
+            status="ready",
+            model_version=self.model_version,
+            index_version=self.index_version,
+            items=self.index.count,
+            backend=self.backend.name,
+            calibrated=self.calibrated,
+            cache=cache,
+        )
+
+    async def aclose(self) -> None:
+        await self.batcher.close()
+
+
+def _checkpoint_from_manifest(index_root: Path) -> Path:
+    from index.layout import resolve_version_dir
+    from index.manifest import read_manifest
+
+    manifest = read_manifest(resolve_version_dir(index_root))
+    recorded = manifest.get("checkpoint")
+    if not recorded:
+        raise EngineLoadError(f"{index_root}: the index manifest records no checkpoint path; pass --checkpoint")
+    path = Path(str(recorded))
+    if not path.is_dir():
+        raise EngineLoadError(
+            f"the index was built from checkpoint {path}, which does not exist here; pass --checkpoint"
+        )
+    return path
+
+
+def load_engine(
+    *,
+    index_root: Path,
+    checkpoint: Path | None,
+    backend: str | None,
+    batch_max_size: int,
+    batch_max_wait_s: float,
+    queue_size: int,
+    retry_after_s: int,
+    metrics: ServiceMetrics | None,
+) -> Engine:
+    """Blocking load (run it in a thread from async code). Raises EngineLoadError with a clear message."""
+    from embedder.backend import load_backend
+    from embedder.checkpoint import CheckpointError
+    from index import IndexArtifactError, open_index
+
+    try:
+        ckpt = checkpoint if checkpoint is not None else _checkpoint_from_manifest(index_root)
+        model = load_backend(ckpt, backend=backend or "torch")
+        idx = open_index(index_root, expected_model_version=model.card.model_version, backend=model.name)
+    except (CheckpointError, IndexArtifactError, FileNotFoundError, ValueError) as e:
+        if isinstance(e, EngineLoadError):
+            raise
+        raise EngineLoadError(str(e)) from e
+    if idx.dim != model.card.config.embed_dim:
+        raise EngineLoadError(f"index dim {idx.dim} != model embed_dim {model.card.config.embed_dim}")
+    cal = calibration_from_card_extra(idx.manifest) or calibration_from_card_extra(model.card.extra)
+    batcher = MicroBatcher(
+        model.embed_batch,
+        max_batch=batch_max_size,
+        max_wait_s=batch_max_wait_s,
+        queue_size=queue_size,
+        metrics=metrics,
+        retry_after_s=retry_after_s,
+    )
+    # Warm-up: the first forward pass allocates; do it here rather than in the first user's request.
+    size = model.preprocess.image_size
+    model.embed_batch(np.zeros((1, 3, size, size), dtype=np.float32))
+    log.info("loaded model %s (%s) and index %s (%d items) from %s", model.card.model_version, model.name,
+             idx.version, idx.count, index_root)
+    return Engine(
+        backend=model,
+        index=idx,
+        calibration=cal or UNCALIBRATED,
+        calibrated=cal is not None,
+        batcher=batcher,
+        index_root=Path(index_root),
+        checkpoint=Path(ckpt),
+    )

@@ -1,0 +1,79 @@
+"""Service errors: each carries its HTTP status and a machine-readable code; never a 5xx for bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class ServiceError(Exception):
+    status: int = 400
+    code: str = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.extra = extra
+        self.headers: dict[str, str] = {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message, **self.extra}}
+
+
+class UnknownItemsError(ServiceError):
+    status = 404
+    code = "unknown_items"
+
+    def __init__(self, item_ids: Sequence[str]) -> None:
+        shown = list(item_ids)[:20]
+        super().__init__(f"unknown item ids: {', '.join(shown)}", item_ids=shown)
+
+
+class UnknownCategoryError(ServiceError):
+    status = 422
+    code = "unknown_category"
+
+    def __init__(self, categories: Sequence[str], known: Sequence[str]) -> None:
+        super().__init__(
+            f"unknown categories {list(categories)}; known: {sorted(known)}", categories=list(categories)
+        )
+
+
+class InvalidInputError(ServiceError):
+    status = 422
+    code = "invalid_input"
+
+
+class PayloadTooLargeError(ServiceError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class OverloadedError(ServiceError):
+    """The embedding queue is full: the client should retry later rather than pile up requests."""
+
+    status = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class NotReadyError(ServiceError):
+    status = 503
+    code = "not_ready"
+
+
+class AuthError(ServiceError):
+    status = 401
+    code = "unauthorized"

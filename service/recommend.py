@@ -1,0 +1,111 @@
+"""Query logic on top of an Engine: complementary items, item views, category inference."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from urllib.parse import quote
+
+import numpy as np
+
+from service.engine import Engine
+from service.errors import InvalidInputError, UnknownCategoryError, UnknownItemsError
+from service.schemas import CategoryGroup, ComplementaryOptions, ItemOut, ScoredItem
+
+# Neighbours that vote on an upload's category when the client does not say what it is.
+INFER_NEIGHBOURS = 10
+
+
+def item_out(engine: Engine, item_id: str) -> ItemOut:
+    rec = engine.index.get_items([item_id]).get(item_id)
+    if rec is None:
+        raise UnknownItemsError([item_id])
+    return _to_out(engine, rec.item_id, rec.category, rec.title, rec.price, rec.url)
+
+
+def _to_out(engine: Engine, item_id: str, category: str, title: str, price: float | None, url: str) -> ItemOut:
+    has_image = engine.index.image_path(item_id) is not None
+    return ItemOut(
+        id=item_id, category=category, title=title, price=price, url=url,
+        image_url=f"/images/{quote(item_id, safe='')}" if has_image else None,
+    )
+
+
+def lookup_vectors(engine: Engine, item_ids: Sequence[str]) -> np.ndarray:
+    """Catalog embeddings of ids; a 404 naming every unknown id otherwise."""
+    missing = [i for i in dict.fromkeys(item_ids) if not engine.index.has(i)]
+    if missing:
+        raise UnknownItemsError(missing)
+    return np.asarray(engine.index.vectors(list(item_ids)), dtype=np.float32)
+
+
+def item_categories(engine: Engine, item_ids: Sequence[str]) -> list[str]:
+    records = engine.index.get_items(list(item_ids))
+    missing = [i for i in item_ids if i not in records]
+    if missing:
+        raise UnknownItemsError(missing)
+    return [records[i].category for i in item_ids]
+
+
+def infer_category(engine: Engine, query: np.ndarray) -> tuple[str, list[str]]:
+    """Score-weighted vote of the nearest catalog items; returns (category, neighbour ids)."""
+    hits = engine.index.search(query[None, :], k=INFER_NEIGHBOURS)[0]
+    if not hits:
+        raise InvalidInputError("the index is empty; cannot infer the upload's category")
+    cats = engine.index.get_items([h.item_id for h in hits])
+    votes: dict[str, float] = defaultdict(float)
+    for h in hits:
+        rec = cats.get(h.item_id)
+        if rec is not None:
+            # Shift cosine into (0, 2] so dissimilar neighbours still count a little, never negatively.
+            votes[rec.category] += 1.0 + float(h.score)
+    best = max(sorted(votes), key=lambda c: votes[c])
+    return best, [h.item_id for h in hits]
+
+
+def check_categories(engine: Engine, names: Iterable[str]) -> None:
+    known = engine.index.categories()
+    unknown = [c for c in names if c not in known]
+    if unknown:
+        raise UnknownCategoryError(unknown, list(known))
+
+
+def complementary(
+    engine: Engine,
+    query: np.ndarray,
+    *,
+    query_categories: Sequence[str],
+    query_ids: Sequence[str],
+    options: ComplementaryOptions,
+) -> list[CategoryGroup]:
+    """Nearest items of each target category, top-k overall, grouped by category best-first."""
+    known = engine.index.categories()
+    if options.categories is not None:
+        check_categories(engine, options.categories)
+        wanted = list(dict.fromkeys(options.categories))
+    else:
+        wanted = sorted(known)
+    targets = [c for c in wanted if c not in set(query_categories)]
+    if not targets:
+        raise InvalidInputError(
+            f"no target category left: the query already covers {sorted(set(query_categories))}; "
+            "ask for other categories"
+        )
+    exclude = tuple(dict.fromkeys([*query_ids, *options.exclude]))
+    excluded = set(exclude)
+    scored: list[tuple[float, str, str]] = []
+    for cat in targets:
+        for hit in engine.index.search(query[None, :], k=options.per_category, category=cat, exclude=exclude)[0]:
+            if hit.item_id not in excluded:  # the contract, whatever the index does with `exclude`
+                scored.append((float(hit.score), hit.item_id, cat))
+    scored.sort(key=lambda t: (-t[0], t[1]))
+    top = scored[: options.k]
+    records = engine.index.get_items([i for _, i, _ in top])
+    groups: dict[str, list[ScoredItem]] = {}
+    for score, item_id, cat in top:
+        rec = records.get(item_id)
+        if rec is None:  # removed between search and lookup cannot happen in an immutable version
+            continue
+        out = _to_out(engine, item_id, rec.category, rec.title, rec.price, rec.url)
+        groups.setdefault(cat, []).append(ScoredItem(**out.model_dump(), score=score))
+    return [CategoryGroup(category=c, items=items) for c, items in groups.items()]

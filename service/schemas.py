@@ -1,0 +1,160 @@
+"""Typed request and response models of the /v1 API (they are the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+MAX_OUTFIT_ITEMS = 20
+ItemId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+CategoryName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+
+class _Strict(BaseModel):
+    # Unknown fields are an error: a misspelt option must not be silently ignored.
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComplementaryOptions(_Strict):
+    k: int = Field(default=20, ge=1, le=100, description="maximum number of items returned in total")
+    per_category: int = Field(default=5, ge=1, le=50, description="maximum items per category")
+    categories: list[CategoryName] | None = Field(
+        default=None, max_length=50, description="target categories (default: every other category)"
+    )
+    exclude: list[ItemId] = Field(default_factory=list, max_length=1000, description="item ids never returned")
+
+
+class ComplementaryRequest(ComplementaryOptions):
+    """JSON query: one catalog item, or several (the outfit so far)."""
+
+    item_ids: list[ItemId] = Field(min_length=1, max_length=MAX_OUTFIT_ITEMS)
+
+
+class CompatibilityRequest(_Strict):
+    item_ids: list[ItemId] = Field(min_length=2, max_length=MAX_OUTFIT_ITEMS)
+
+
+class FITBRequest(_Strict):
+    outfit: list[ItemId] = Field(min_length=1, max_length=MAX_OUTFIT_ITEMS - 1)
+    candidates: list[ItemId] = Field(min_length=1, max_length=100)
+
+
+class ItemOut(BaseModel):
+    id: str
+    category: str
+    title: str
+    price: float | None
+    url: str
+    image_url: str | None
+
+
+class ScoredItem(ItemOut):
+    score: float = Field(description="cosine similarity to the query (higher = more compatible)")
+
+
+class CategoryGroup(BaseModel):
+    category: str
+    items: list[ScoredItem]
+
+
+class QueryInfo(BaseModel):
+    kind: str = Field(description="'items' or 'image'")
+    item_ids: list[str]
+    categories: list[str]
+    category_inferred: bool = Field(description="true when the upload's category was inferred from neighbours")
+    inferred_from: list[str] = Field(default_factory=list, description="nearest catalog items used to infer it")
+    embedding_cached: bool | None = None
+
+
+class ComplementaryResponse(BaseModel):
+    query: QueryInfo
+    groups: list[CategoryGroup]
+    model_version: str
+    index_version: str
+
+
+class OutfitMember(BaseModel):
+    ref: str = Field(description="item id, or 'upload:<n>' for the n-th uploaded image")
+    kind: str
+    category: str | None
+
+
+class WeakestItem(BaseModel):
+    ref: str
+    position: int
+    score_without: float
+
+
+class CompatibilityResponse(BaseModel):
+    score: float = Field(ge=0, le=1, description="probability the outfit is compatible")
+    calibrated: bool
+    calibration: str
+    mean_distance: float
+    items: list[OutfitMember]
+    pairwise: list[list[float]]
+    weakest: WeakestItem | None = Field(description="null for 2-item outfits (removal leaves nothing to score)")
+    model_version: str
+
+
+class FITBCandidate(ItemOut):
+    rank: int
+    score: float = Field(description="cosine similarity to the normalised outfit mean")
+    mean_distance: float
+
+
+class FITBResponse(BaseModel):
+    outfit: list[str]
+    ranked: list[FITBCandidate]
+    model_version: str
+
+
+class EmbedResponse(BaseModel):
+    embedding: list[float]
+    dim: int
+    normalized: bool = True
+    model_version: str
+    cached: bool
+
+
+class CategoryOut(BaseModel):
+    name: str
+    count: int
+
+
+class CategoriesResponse(BaseModel):
+    categories: list[CategoryOut]
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class ReadyResponse(BaseModel):
+    status: str
+    model_version: str | None = None
+    index_version: str | None = None
+    items: int | None = None
+    backend: str | None = None
+    calibrated: bool | None = None
+    cache: str | None = None
+
+
+class ReloadRequest(_Strict):
+    index: str | None = Field(default=None, max_length=4096, description="index root (default: the configured)")
+    checkpoint: str | None = Field(default=None, max_length=4096)
+
+
+class ReloadResponse(BaseModel):
+    status: str
+    previous: ReadyResponse
+    current: ReadyResponse
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody

@@ -1,0 +1,47 @@
+"""Service configuration: one pydantic-settings class read from environment variables.
+
+Every field maps to `OUTFIT_<NAME>` except `REDIS_URL`, the conventional name. Nothing reads the
+environment at import time: `Settings()` is built by the CLI (or a test) and passed to `create_app`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OUTFIT_", extra="ignore", frozen=True)
+
+    # What to serve. The checkpoint defaults to the one recorded in the index manifest.
+    index: Path | None = Field(default=None, description="published index directory")
+    checkpoint: Path | None = Field(default=None, description="embedder checkpoint directory")
+    backend: str | None = Field(default=None, description="inference backend; default: the index's")
+    torch_threads: int | None = Field(default=None, ge=1, le=64)
+
+    # Cache: Redis when REDIS_URL is set, otherwise an in-process LRU.
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "OUTFIT_REDIS_URL"))
+    cache_prefix: str = "outfit:"
+    cache_embedding_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
+    cache_result_ttl_s: int = Field(default=600, ge=1)
+    lru_entries: int = Field(default=4096, ge=1)
+    # A Redis that does not answer within this budget is treated as down for `redis_retry_s`.
+    redis_timeout_s: float = Field(default=0.1, gt=0, le=10)
+    redis_retry_s: float = Field(default=2.0, gt=0, le=300)
+
+    # Micro-batching of upload embeddings.
+    batch_max_size: int = Field(default=32, ge=1, le=1024)
+    batch_max_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    batch_queue_size: int = Field(default=256, ge=1)
+    retry_after_s: int = Field(default=1, ge=1)
+
+    # Upload limits: requests over max_request_bytes are refused with 413 before they are read.
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    max_request_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
+    max_uploads_per_request: int = Field(default=20, ge=1, le=20)
+
+    admin_api_key: SecretStr | None = Field(default=None, description="enables POST /v1/admin/reload")
+    cors_origins: list[str] = Field(default_factory=list)

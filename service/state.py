@@ -1,0 +1,88 @@
+"""Process state behind `app.state.service`: settings, metrics, cache and the swappable Engine."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
+
+from embedder.image_io import ImageLimits
+from service.cache import MeteredCache
+from service.engine import Engine, load_engine
+from service.errors import NotReadyError, ServiceError
+from service.metrics import ServiceMetrics
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    metrics: ServiceMetrics
+    cache: MeteredCache
+    engine: Engine | None = None
+    reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    @property
+    def image_limits(self) -> ImageLimits:
+        s = self.settings
+        return ImageLimits(max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
+
+    def require_engine(self) -> Engine:
+        engine = self.engine
+        if engine is None:
+            raise NotReadyError("no model and index are loaded yet; see GET /readyz")
+        return engine
+
+    async def load(self, *, index: Path, checkpoint: Path | None) -> Engine:
+        s = self.settings
+        engine = await run_in_threadpool(
+            load_engine,
+            index_root=index,
+            checkpoint=checkpoint,
+            backend=s.backend,
+            batch_max_size=s.batch_max_size,
+            batch_max_wait_s=s.batch_max_wait_ms / 1000.0,
+            queue_size=s.batch_queue_size,
+            retry_after_s=s.retry_after_s,
+            metrics=self.metrics,
+        )
+        engine.batcher.start()
+        return engine
+
+    async def reload(self, *, index: Path | None, checkpoint: Path | None) -> tuple[Engine | None, Engine]:
+        """Load the new engine beside the old one, then swap the reference in one assignment.
+
+        Requests already holding the old engine finish on it; its batcher is drained, then closed.
+        """
+        if self.reload_lock.locked():
+            raise ServiceError("a reload is already running; retry when it finishes", code="reload_running",
+                               status=409)
+        async with self.reload_lock:
+            previous = self.engine
+            target = index or (previous.index_root if previous else self.settings.index)
+            if target is None:
+                raise ServiceError("no index to load: pass 'index' or set OUTFIT_INDEX", code="no_index",
+                                   status=422)
+            ckpt = checkpoint or self.settings.checkpoint
+            try:
+                engine = await self.load(index=target, checkpoint=ckpt)
+            except ServiceError:
+                self.metrics.reloads.labels(outcome="failed").inc()
+                raise
+            self.engine = engine
+            self.metrics.ready.set(1)
+            self.metrics.reloads.labels(outcome="ok").inc()
+            if previous is not None:
+                await previous.aclose()
+            log.info("reloaded: model %s index %s", engine.model_version, engine.index_version)
+            return previous, engine
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.aclose()
+        await self.cache.close()

@@ -1,0 +1,90 @@
+"""Uploaded images: size and type checks, safe decoding, and cached micro-batched embedding.
+
+ImageDecodeError codes map to HTTP statuses (documented in docs/SERVICE.md):
+too_large -> 413; not_an_image / unsupported_format -> 415; empty / too_many_pixels / bad_dimensions /
+corrupt -> 422.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from embedder.config import PreprocessConfig
+from embedder.image_io import ImageDecodeError, ImageLimits, decode_image
+from embedder.preprocess import normalize_array, resize_square
+from service.cache import MeteredCache
+from service.engine import Engine
+from service.errors import PayloadTooLargeError, ServiceError, UnsupportedMediaTypeError
+
+# Browsers and curl send these for files they cannot type; the bytes are checked anyway.
+_GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
+_STATUS_BY_CODE = {"too_large": 413, "not_an_image": 415, "unsupported_format": 415}
+
+
+@dataclass(frozen=True)
+class Upload:
+    name: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+async def read_upload(file: UploadFile, *, label: str, max_bytes: int) -> Upload:
+    """Read at most max_bytes (+1 to detect overflow) from a multipart file part."""
+    ctype = (file.content_type or "").split(";")[0].strip().lower()
+    if ctype not in _GENERIC_TYPES and not ctype.startswith("image/"):
+        raise UnsupportedMediaTypeError(
+            f"{label}: content type {ctype!r} is not an image; upload a JPEG, PNG or WebP file",
+            field=label,
+        )
+    data = await file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise PayloadTooLargeError(f"{label}: image is larger than the {max_bytes}-byte limit", field=label)
+    return Upload(name=label, data=data)
+
+
+def decode_to_input(upload: Upload, *, limits: ImageLimits, preprocess: PreprocessConfig) -> np.ndarray:
+    """Bytes -> (3, S, S) float32 model input; bad bytes raise a ServiceError naming the upload."""
+    try:
+        img = decode_image(upload.data, limits)
+    except ImageDecodeError as e:
+        raise ServiceError(
+            f"{upload.name}: {e}", code=f"image_{e.code}", status=_STATUS_BY_CODE.get(e.code, 422), field=upload.name
+        ) from e
+    return normalize_array(np.asarray(resize_square(img, preprocess)), preprocess)
+
+
+async def embed_uploads(
+    uploads: list[Upload], *, engine: Engine, cache: MeteredCache, limits: ImageLimits, ttl_s: int
+) -> tuple[np.ndarray, list[bool]]:
+    """Embeddings of uploads, reusing cached ones (content hash + model version); (n, d), cached flags."""
+    dim = engine.backend.card.config.embed_dim
+    out = np.zeros((len(uploads), dim), dtype=np.float32)
+    cached = [False] * len(uploads)
+    todo: list[int] = []
+    keys = [f"emb:{engine.model_version}:{u.sha256}" for u in uploads]
+    for i, key in enumerate(keys):
+        raw = await cache.get("embedding", key)
+        if raw is not None and len(raw) == dim * 4:
+            out[i] = np.frombuffer(raw, dtype=np.float32)
+            cached[i] = True
+        else:
+            todo.append(i)
+    if todo:
+        # Decoding is CPU work: keep it off the event loop (and fail before queueing anything).
+        inputs = [
+            await run_in_threadpool(decode_to_input, uploads[i], limits=limits, preprocess=engine.preprocess)
+            for i in todo
+        ]
+        vecs = await engine.batcher.embed_many(inputs)
+        for i, v in zip(todo, vecs, strict=True):
+            out[i] = v
+            await cache.set(keys[i], np.ascontiguousarray(v, dtype=np.float32).tobytes(), ttl_s)
+    return out, cached

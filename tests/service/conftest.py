@@ -1,0 +1,141 @@
+"""Service fixtures: a real index built from the synthetic dataset with the random checkpoint, apps, servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def build_test_index(data_root: Path, checkpoint: Path, out: Path) -> Path:
+    """Embed every synthetic item with the checkpoint and publish a real index version (FAISS + SQLite)."""
+    from catalog.polyvore import PolyvoreDataset
+    from embedder.backend import embed_pil, load_backend
+    from embedder.image_io import load_image_file
+    from index.store import ItemRecord
+    from index.writer import IndexPolicy, build_content, write_version
+
+    backend = load_backend(checkpoint)
+    ds = PolyvoreDataset(data_root, "nondisjoint")
+    ids = sorted(ds.items)
+    records = [
+        ItemRecord(i, ds.items[i].category, ds.items[i].title or f"item {i}", str(ds.image_path(i)),
+                   ds.items[i].price, ds.items[i].url)
+        for i in ids
+    ]
+    vectors = embed_pil(backend, [load_image_file(ds.image_path(i)) for i in ids])
+    policy = IndexPolicy()
+    content = build_content(records, vectors, policy)
+    identity = {
+        "model_version": backend.card.model_version,
+        "checkpoint_sha256": backend.card.weights_sha256,
+        "backend": backend.name,
+        "source": str(data_root),
+        "checkpoint": str(checkpoint),
+    }
+    write_version(out, content, identity=identity, policy=policy, operation="build")
+    return out
+
+
+@pytest.fixture(scope="session")
+def service_index(synth_root: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_test_index(synth_root, random_checkpoint, tmp_path_factory.mktemp("svc") / "index")
+
+
+@pytest.fixture(scope="session")
+def make_settings(service_index: Path, random_checkpoint: Path) -> Callable[..., Any]:
+    from service.settings import Settings
+
+    def make(**overrides: Any) -> Settings:
+        base: dict[str, Any] = {"index": service_index, "checkpoint": random_checkpoint, "admin_api_key": "s3cret",
+                                "batch_max_wait_ms": 2.0}
+        base.update(overrides)
+        return Settings(**base)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def client(make_settings: Callable[..., Any]) -> Iterator[Any]:
+    """The real app in-process (lifespan runs: model and index load), local LRU cache."""
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(make_settings()), raise_server_exceptions=False) as c:
+        yield c
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """`outfit-compat serve` in a subprocess on a free port; stopped (and reaped) by the fixture."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = log_path.open("wb")
+        cmd = [sys.executable, "-m", "outfit_compat", "serve", *args, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
+        self.log_path = log_path
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server not ready after {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def start_server(
+    service_index: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def start(extra_env: dict[str, str] | None = None, args: list[str] | None = None) -> ServerProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTFIT_") and k != "REDIS_URL"}
+        env.update({"OUTFIT_ADMIN_API_KEY": "s3cret", "OUTFIT_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"})
+        env.update(extra_env or {})
+        log = tmp_path_factory.mktemp("server") / "server.log"
+        srv = ServerProcess(
+            args if args is not None else ["--index", str(service_index), "--checkpoint", str(random_checkpoint)],
+            env, log,
+        )
+        started.append(srv)
+        srv.wait_ready()
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
