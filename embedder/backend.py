@@ -1,14 +1,16 @@
-"""Inference backends behind one interface, chosen by setting (`torch`, later `onnx`, `onnx-int8`).
+"""Inference backends behind one interface, chosen by setting: `torch`, `onnx`, `onnx-int8`.
 
 The index job and the service embed through `load_backend`, and the index manifest records the backend
-name so an index is only served by a compatible backend.
+name so an index is only served by a compatible backend (`check_backend_compatible`, docs/PERFORMANCE.md).
+`onnx` / `onnx-int8` run the verified exports beside the checkpoint (`outfit-compat export`) on
+ONNX Runtime's CPU provider.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -17,9 +19,36 @@ from PIL import Image
 from embedder.checkpoint import ModelCard, load_embedder
 from embedder.config import PreprocessConfig
 from embedder.model import Embedder
-from embedder.preprocess import preprocess_batch
+from embedder.preprocess import normalize_array, preprocess_batch, resize_square
 
-BACKENDS: tuple[str, ...] = ("torch",)
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+# Backends whose embeddings are interchangeable inside one index. torch and the fp32 export agree to
+# cosine >= 0.999 per item (checked at export), so they share a family; int8 is a different numeric
+# model (cosine ~0.99 to fp32), and mixing it with fp32 would bias every query-to-item distance.
+BACKEND_FAMILY: dict[str, str] = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8"}
+ONNX_VARIANT: dict[str, str] = {"onnx": "fp32", "onnx-int8": "int8"}
+
+
+class BackendMismatchError(ValueError):
+    """An index built with one backend would be served with an incompatible one."""
+
+
+def check_backend_compatible(index_backend: str, serving_backend: str) -> None:
+    """Raise unless queries embedded by `serving_backend` may be searched in an index built by `index_backend`.
+
+    Rule: both names are known and belong to the same numeric family (fp32: torch, onnx; int8: onnx-int8).
+    The index manifest's model_version must also equal the serving checkpoint's; that is checked separately.
+    """
+    for role, name in (("index", index_backend), ("serving", serving_backend)):
+        if name not in BACKEND_FAMILY:
+            raise BackendMismatchError(f"unknown {role} backend {name!r}; known backends are {BACKENDS}")
+    if BACKEND_FAMILY[index_backend] != BACKEND_FAMILY[serving_backend]:
+        same = sorted(b for b, f in BACKEND_FAMILY.items() if f == BACKEND_FAMILY[index_backend])
+        raise BackendMismatchError(
+            f"the index was built with backend {index_backend!r} ({BACKEND_FAMILY[index_backend]} embeddings) "
+            f"but the service is set to {serving_backend!r} ({BACKEND_FAMILY[serving_backend]}); serve it with "
+            f"one of {same} or rebuild the index with {serving_backend!r}"
+        )
 
 
 class EmbeddingBackend(Protocol):
@@ -56,6 +85,48 @@ class TorchBackend:
         return self.model(x, normalize=True).float().cpu().numpy()
 
 
+class OnnxBackend:
+    """ONNX Runtime CPU inference of a verified export (`model.onnx` or `model.int8.onnx`)."""
+
+    def __init__(self, session: Any, card: ModelCard, *, name: str, input_name: str, output_name: str) -> None:
+        self.session = session
+        self.card = card
+        self.name = name
+        self._input = input_name
+        self._outputs = [output_name]
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return self.card.config.preprocess
+
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        size = self.preprocess.image_size
+        if x.ndim != 4 or x.shape[1:] != (3, size, size):
+            raise ValueError(f"expected a (N, 3, {size}, {size}) batch, got {x.shape}")
+        out: np.ndarray = self.session.run(self._outputs, {self._input: x})[0]
+        return out
+
+
+def onnx_session(path: Path, *, threads: int | None = None) -> Any:
+    """A CPU session tuned for this workload: full graph optimisation, sequential execution."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads or torch.get_num_threads()
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def embed_one(backend: EmbeddingBackend, image: Image.Image) -> np.ndarray:
+    """The upload fast path: one RGB PIL image -> (d,) normalised embedding, no torch tensors involved."""
+    cfg = backend.preprocess
+    x = normalize_array(np.asarray(resize_square(image, cfg))[None], cfg)
+    return backend.embed_batch(x)[0]
+
+
 def embed_pil(backend: EmbeddingBackend, images: Sequence[Image.Image], *, batch_size: int = 64) -> np.ndarray:
     """RGB PIL images -> (N, d) normalised embeddings through any backend."""
     out = [
@@ -67,9 +138,36 @@ def embed_pil(backend: EmbeddingBackend, images: Sequence[Image.Image], *, batch
     return np.concatenate(out)
 
 
-def load_backend(checkpoint: Path | str, *, backend: str = "torch", device: str = "cpu") -> EmbeddingBackend:
-    """Load a checkpoint for inference with the named backend."""
+def load_backend(
+    checkpoint: Path | str, *, backend: str = "torch", device: str = "cpu", threads: int | None = None
+) -> EmbeddingBackend:
+    """Load a checkpoint for inference with the named backend.
+
+    ONNX backends verify the weights against the card and the export against the weights, so a stale
+    export (re-trained checkpoint, old model.onnx) raises ExportError naming the command that fixes it.
+    `threads` sets ONNX Runtime's intra-op pool (default: torch's thread count).
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
-    model, card = load_embedder(checkpoint, device=device)
-    return TorchBackend(model, card, device=device)
+    if backend == "torch":
+        model, card = load_embedder(checkpoint, device=device)
+        return TorchBackend(model, card, device=device)
+    if device != "cpu":
+        raise ValueError(f"backend {backend!r} runs on the CPU only; use backend='torch' for device {device!r}")
+    from embedder.onnx_export import verify_export
+
+    card = verified_card(checkpoint)
+    path, info = verify_export(checkpoint, ONNX_VARIANT[backend], card)
+    session = onnx_session(path, threads=threads)
+    return OnnxBackend(session, card, name=backend, input_name=info.input_name, output_name=info.output_name)
+
+
+def verified_card(checkpoint: Path | str) -> ModelCard:
+    """The card, after checking the safetensors file still matches it (the export is tied to that hash)."""
+    from embedder.checkpoint import WEIGHTS_FILE, CheckpointError, read_model_card, sha256_file
+
+    card = read_model_card(checkpoint)
+    weights = Path(checkpoint) / WEIGHTS_FILE
+    if not weights.is_file() or sha256_file(weights) != card.weights_sha256:
+        raise CheckpointError(f"{weights}: missing or does not match the model card's sha256")
+    return card
