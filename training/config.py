@@ -1,0 +1,179 @@
+"""Training configuration: one frozen dataclass, named presets, and the merged config written with outputs.
+
+Presets:
+- `paper`: the paper's hyper-parameters (batch 256 triplets, unlabeled batch 1024, Adam 5e-5, 10 epochs,
+  112 px). Meant for a GPU with ImageNet-initialised weights.
+- `cpu`: a budget for 2 CPU cores on the real photo set (~20 min): smaller images, batches, step budget.
+  From-scratch training (no ImageNet weights can be fetched here) needs a larger learning rate.
+- `smoke`: about a minute, for tests and the demo's quick check.
+- `ablation`: the synthetic-benchmark budget (many short runs; see docs/RESULTS.md).
+- `demo`: what `outfit-compat demo` trains on the synthetic set (a few minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+BACKBONE_CHOICES = ("none", "imagenet")
+
+
+class ConfigError(ValueError):
+    """A training option is out of range or unknown; the message names the option."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # data
+    data: str = ""
+    kind: str = "nondisjoint"
+    labeled_fraction: float = 1.0
+    unlabeled_dir: str = ""
+    # model
+    image_size: int = 112
+    embed_dim: int = 64
+    backbone_weights: str = "none"
+    # losses
+    margin: float = 0.4
+    use_l: bool = True
+    lambda_ss: float = 0.1
+    lambda_pseudo: float = 1.0
+    use_ss: bool = True
+    use_pseudo: bool = True
+    # batches (per process)
+    batch_size: int = 256
+    unlabeled_batch: int = 1024
+    # Unlabeled images per step that also get the (x, T_s x, T_a x) triplet; the labeled triplet images
+    # always do. 0 = every image of the unlabeled batch (the paper).
+    ss_unlabeled: int = 0
+    # optimisation
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    epochs: int = 10
+    # Triplets drawn per epoch; 0 = one per item of every labeled outfit. A fixed number gives α = 5% and
+    # α = 100% the same number of optimiser steps.
+    triplets_per_epoch: int = 0
+    max_steps: int = 0  # 0 = no cap (epochs decide); >0 stops early, for smoke runs
+    grad_clip: float = 5.0
+    # runtime
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # only takes effect on CUDA
+    channels_last: bool = True  # only takes effect on CUDA
+    workers: int = 0
+    log_every: int = 10
+    checkpoint_every: int = 0  # steps between resume states inside an epoch; 0 = at epoch end only
+    eval_batch: int = 128
+    tsne_points: int = 1500
+    preset: str = "custom"
+
+    def validate(self) -> TrainConfig:
+        checks: list[tuple[bool, str]] = [
+            (0.0 < self.labeled_fraction <= 1.0, f"--labeled-fraction must be in (0, 1], not {self.labeled_fraction}"),
+            (self.kind in ("nondisjoint", "disjoint"), f"--kind must be nondisjoint or disjoint, not {self.kind!r}"),
+            (16 <= self.image_size <= 1024, f"--image-size must be within 16..1024, not {self.image_size}"),
+            (self.margin > 0, f"--margin must be positive, not {self.margin}"),
+            (self.batch_size >= 1, f"--batch-size must be ≥ 1, not {self.batch_size}"),
+            (self.unlabeled_batch >= 1, f"--unlabeled-batch must be ≥ 1, not {self.unlabeled_batch}"),
+            (self.ss_unlabeled >= 0, f"--ss-unlabeled must be ≥ 0, not {self.ss_unlabeled}"),
+            (self.lr > 0, f"--lr must be positive, not {self.lr}"),
+            (self.epochs >= 1, f"--epochs must be ≥ 1, not {self.epochs}"),
+            (self.lambda_ss >= 0 and self.lambda_pseudo >= 0, "loss weights must be ≥ 0"),
+            (self.use_l or self.use_ss or self.use_pseudo, "at least one loss term must be switched on"),
+            (self.triplets_per_epoch >= 0 and self.max_steps >= 0, "step budgets must be ≥ 0"),
+            (self.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, not {self.device!r}"),
+            (
+                self.backbone_weights in BACKBONE_CHOICES or Path(self.backbone_weights).suffix in (".pt", ".pth"),
+                f"--backbone-weights must be none, imagenet or a .pt/.pth path, not {self.backbone_weights!r}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        return self
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ConfigError(f"unknown training options {sorted(unknown)}")
+        return dataclasses.replace(self, **changes).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return cls().replace(**d)
+
+    def losses_label(self) -> str:
+        terms = [n for n, on in (("L_l", self.use_l), ("L_ss", self.use_ss), ("L_pseudo", self.use_pseudo)) if on]
+        return "+".join(terms)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "cpu": {
+        "image_size": 64,
+        "batch_size": 32,
+        "unlabeled_batch": 128,
+        "ss_unlabeled": 32,
+        "lr": 1e-3,
+        "epochs": 6,
+        "triplets_per_epoch": 3200,
+        "log_every": 10,
+        "tsne_points": 1500,
+    },
+    "smoke": {
+        "image_size": 32,
+        "embed_dim": 32,
+        "batch_size": 16,
+        "unlabeled_batch": 32,
+        "ss_unlabeled": 8,
+        "lr": 1e-3,
+        "epochs": 2,
+        "triplets_per_epoch": 160,
+        "log_every": 2,
+        "eval_batch": 64,
+        "tsne_points": 200,
+    },
+    "ablation": {
+        "image_size": 32,
+        "batch_size": 32,
+        "unlabeled_batch": 96,
+        "ss_unlabeled": 16,
+        "lr": 1e-3,
+        "epochs": 4,
+        "triplets_per_epoch": 960,
+        "log_every": 10,
+        "tsne_points": 0,
+    },
+    "demo": {
+        "image_size": 48,
+        "batch_size": 32,
+        "unlabeled_batch": 96,
+        "ss_unlabeled": 16,
+        "lr": 1e-3,
+        "epochs": 4,
+        "triplets_per_epoch": 1280,
+        "log_every": 10,
+        "tsne_points": 800,
+    },
+}
+
+
+def preset(name: str, **overrides: Any) -> TrainConfig:
+    """A named preset with overrides applied (overrides win)."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return TrainConfig().replace(**{**PRESETS[name], "preset": name, **overrides})
+
+
+def write_config(config: TrainConfig, path: Path) -> None:
+    """The merged config beside the outputs (written atomically)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)

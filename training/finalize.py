@@ -1,0 +1,72 @@
+"""End of a run: reload the best checkpoint, test it, fit the score calibration on valid, write the card,
+plots and result.json (rank 0 only)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embedder import load_embedder, save_checkpoint
+from embedder.calibration import CARD_KEY, fit_calibration
+from training.config import TrainConfig
+from training.distributed import DistContext
+from training.evaluate import embed_items
+from training.metrics import EmbeddingLookup, compatibility_scores, evaluate_split
+from training.prepare import TrainingData
+
+if TYPE_CHECKING:
+    from training.loop import TrainResult
+
+log = logging.getLogger(__name__)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_history(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def finalize_run(
+    config: TrainConfig, *, data: TrainingData, out_dir: Path, step: int, best_epoch: int, ctx: DistContext,
+    t_start: float, result_cls: type[TrainResult],
+) -> TrainResult:
+    best = out_dir / "best"
+    if not ctx.is_main:
+        return result_cls(out_dir, best, best_epoch, step, {}, {}, data.summary(), time.perf_counter() - t_start)
+    model, card = load_embedder(best)
+    valid_emb = embed_items(model, data.store, data.valid_ids, batch_size=config.eval_batch)
+    test_emb = embed_items(model, data.store, data.test_ids, batch_size=config.eval_batch)
+    valid = evaluate_split(data.valid, data.valid_ids, valid_emb)
+    test = evaluate_split(data.test, data.test_ids, test_emb)
+    lookup = EmbeddingLookup(data.valid_ids, valid_emb)
+    distances = -compatibility_scores(data.valid.compatibility, lookup)
+    labels = np.array([c.label for c in data.valid.compatibility])
+    cal = fit_calibration(distances, labels, fitted_on=f"{config.kind}/valid")
+    save_checkpoint(model, best, backbone_weights=config.backbone_weights, training_config=config.to_dict(),
+                    metrics={"valid": valid, "test": test, "best_epoch": best_epoch, "steps": step},
+                    data_fingerprint=data.fingerprint, extra={CARD_KEY: cal.to_dict(), "data": data.summary()})
+    history = read_history(out_dir / "metrics.jsonl")
+    result = result_cls(out_dir, best, best_epoch, step, valid, test, data.summary(),
+                        time.perf_counter() - t_start, [h for h in history if h.get("type") == "epoch"])
+    if config.tsne_points:
+        from training.plots import plot_curves, plot_tsne
+
+        plot_curves(history, out_dir / "curves.png")
+        plot_tsne(model, data, out_dir / "tsne.png", points=config.tsne_points, seed=config.seed,
+                  batch_size=config.eval_batch)
+    write_json(out_dir / "result.json", {"config": config.to_dict(), **result.to_dict(),
+                                         "model_version": card.model_version})
+    log.info("best epoch %d; test %s", best_epoch + 1, {k: round(v, 4) for k, v in test.items()})
+    return result

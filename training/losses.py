@@ -1,0 +1,72 @@
+"""The three loss terms as small classes; collaborators (distance, matcher) come in the constructor.
+
+All take L2-normalised embeddings: margin 0.4 is a distance on the unit sphere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from training.matching import PseudoTripletIndices, match_pseudo_triplets
+
+Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Matcher = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], PseudoTripletIndices]
+
+
+def euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Row-wise Euclidean distance; the clamp keeps the gradient finite when x == y."""
+    return (x - y).pow(2).sum(dim=-1).clamp_min(1e-12).sqrt()
+
+
+class TripletMarginLoss(nn.Module):
+    """mean over triplets of max(0, d(a, p) - d(a, n) + margin)."""
+
+    def __init__(self, *, margin: float = 0.4, distance: Distance = euclidean) -> None:
+        super().__init__()
+        if margin <= 0:
+            raise ValueError(f"margin must be positive, not {margin}")
+        self.margin = margin
+        self.distance = distance
+
+    def forward(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        if not anchor.shape == positive.shape == negative.shape or anchor.dim() != 2:
+            raise ValueError(
+                f"triplet embeddings must share one (B, d) shape, got {tuple(anchor.shape)}, "
+                f"{tuple(positive.shape)}, {tuple(negative.shape)}"
+            )
+        d_ap = self.distance(anchor, positive)
+        d_an = self.distance(anchor, negative)
+        return torch.relu(d_ap - d_an + self.margin).mean()
+
+
+class SelfSupervisedLoss(nn.Module):
+    """L_ss: the triplet (x, T_s(x), T_a(x)); shape changes stay close, appearance changes move away."""
+
+    def __init__(self, *, triplet: TripletMarginLoss) -> None:
+        super().__init__()
+        self.triplet = triplet
+
+    def forward(self, original: torch.Tensor, shape_view: torch.Tensor, appearance_view: torch.Tensor) -> torch.Tensor:
+        return self.triplet(original, shape_view, appearance_view)
+
+
+class PseudoTripletLoss(nn.Module):
+    """L_pseudo: the triplet loss on (Ã, P̃, Ñ), the unlabeled nearest neighbours of (A, P, N)."""
+
+    def __init__(self, *, triplet: TripletMarginLoss, matcher: Matcher = match_pseudo_triplets) -> None:
+        super().__init__()
+        self.triplet = triplet
+        self.matcher = matcher
+
+    def match(
+        self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, unlabeled: torch.Tensor
+    ) -> PseudoTripletIndices:
+        return self.matcher(anchor, positive, negative, unlabeled)
+
+    def forward(
+        self, pseudo_anchor: torch.Tensor, pseudo_positive: torch.Tensor, pseudo_negative: torch.Tensor
+    ) -> torch.Tensor:
+        return self.triplet(pseudo_anchor, pseudo_positive, pseudo_negative)
