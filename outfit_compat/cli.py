@@ -17,7 +17,9 @@ from catalog.errors import DatasetError
 REGISTRARS: tuple[str, ...] = (
     "catalog.cli",
     "outfit_compat.demo",
+    "outfit_compat.export_cli",
     "service.cli",
+    "training.cli",
 )
 
 
