@@ -124,7 +124,11 @@ def interpolate(text: str, env: Mapping[str, str]) -> str:
             return "$"
         if match.group("plain"):
             return env.get(match.group("plain"), "")
-        spec = _BRACED.match(match.group("braced") or "")
+        braced = match.group("braced") or ""
+        if "${" in braced:
+            # The deployment files do not nest; refuse rather than mis-read one that starts to.
+            raise ValueError(f"nested interpolation is not supported here: {match.group(0)!r}")
+        spec = _BRACED.match(braced)
         if spec is None:
             raise ValueError(f"invalid interpolation {match.group(0)!r}")
         name, op, arg = spec.group("name"), spec.group("op"), interpolate(spec.group("arg") or "", env)
