@@ -10,7 +10,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the REST API and web page for a published index")
     p.add_argument("--index", type=Path, default=None, help="published index root (default: $OUTFIT_INDEX)")
     p.add_argument("--checkpoint", type=Path, default=None,

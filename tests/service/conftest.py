@@ -15,6 +15,8 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+# --import-mode=importlib puts no test directory on sys.path; the helper modules beside this file need it.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 def build_test_index(data_root: Path, checkpoint: Path, out: Path) -> Path:

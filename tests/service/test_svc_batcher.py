@@ -1,0 +1,127 @@
+"""The micro-batcher: concurrent requests share forward passes, the queue is bounded, close drains."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from service.batcher import MicroBatcher
+from service.errors import OverloadedError
+from service.metrics import ServiceMetrics
+
+
+class RecordingModel:
+    """Embeds by summing channels (so results are checkable) and records every batch size."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.batches: list[int] = []
+        self.delay_s = delay_s
+        self.threads: set[str] = set()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.batches.append(len(x))
+        self.threads.add(threading.current_thread().name)
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        return x.reshape(len(x), -1).sum(axis=1, keepdims=True).astype(np.float32)
+
+
+def _img(v: float) -> np.ndarray:
+    return np.full((3, 2, 2), v, dtype=np.float32)
+
+
+def test_concurrent_requests_are_batched_and_answered_in_order() -> None:
+    model = RecordingModel()
+    metrics = ServiceMetrics()
+
+    async def run() -> list[np.ndarray]:
+        b = MicroBatcher(model, max_batch=8, max_wait_s=0.05, queue_size=64, metrics=metrics)
+        b.start()
+        out = await asyncio.gather(*(b.embed(_img(float(i))) for i in range(20)))
+        await b.close()
+        return out
+
+    out = asyncio.run(run())
+    assert [float(o[0]) for o in out] == [12.0 * i for i in range(20)]
+    assert sum(model.batches) == 20
+    assert max(model.batches) == 8 and len(model.batches) <= 4
+    assert model.threads and not any(t == "MainThread" for t in model.threads)  # off the event loop
+    assert metrics.registry.get_sample_value("outfit_embed_batch_size_count") == len(model.batches)
+
+
+def test_a_lone_request_waits_at_most_max_wait() -> None:
+    model = RecordingModel()
+
+    async def run() -> float:
+        b = MicroBatcher(model, max_batch=32, max_wait_s=0.02, queue_size=8)
+        b.start()
+        t0 = time.perf_counter()
+        await b.embed(_img(1.0))
+        elapsed = time.perf_counter() - t0
+        await b.close()
+        return elapsed
+
+    assert asyncio.run(run()) < 0.5
+    assert model.batches == [1]
+
+
+def test_full_queue_rejects_at_once_with_retry_after() -> None:
+    model = RecordingModel(delay_s=0.2)
+    metrics = ServiceMetrics()
+
+    async def run() -> None:
+        b = MicroBatcher(model, max_batch=2, max_wait_s=0.0, queue_size=4, metrics=metrics, retry_after_s=3)
+        b.start()
+        first = asyncio.ensure_future(b.embed_many([_img(1.0), _img(2.0)]))
+        await asyncio.sleep(0.05)  # the worker now holds those two in a forward pass
+        queued = asyncio.ensure_future(b.embed_many([_img(3.0)] * 4))
+        await asyncio.sleep(0)
+        with pytest.raises(OverloadedError) as err:
+            await b.embed(_img(4.0))
+        assert err.value.status == 503 and err.value.headers["Retry-After"] == "3"
+        assert (await first).shape == (2, 1) and (await queued).shape == (4, 1)
+        await b.close()
+
+    asyncio.run(run())
+    assert metrics.registry.get_sample_value("outfit_embed_rejected_total") == 1.0
+
+
+def test_close_finishes_queued_work_then_refuses_new_work() -> None:
+    model = RecordingModel(delay_s=0.01)
+
+    async def run() -> None:
+        b = MicroBatcher(model, max_batch=2, max_wait_s=0.0, queue_size=16)
+        b.start()
+        pending = asyncio.ensure_future(asyncio.gather(*(b.embed(_img(float(i))) for i in range(6))))
+        await asyncio.sleep(0)
+        await b.close()
+        assert len(await pending) == 6
+        with pytest.raises(RuntimeError, match="not running"):
+            await b.embed(_img(0.0))
+
+    asyncio.run(run())
+
+
+def test_model_errors_reach_every_waiting_request() -> None:
+    def broken(x: np.ndarray) -> np.ndarray:
+        raise RuntimeError("boom")
+
+    async def run() -> None:
+        b = MicroBatcher(broken, max_batch=4, max_wait_s=0.01, queue_size=8)
+        b.start()
+        results = await asyncio.gather(b.embed(_img(1.0)), b.embed(_img(2.0)), return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) for r in results)
+        await b.close()
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize("kw", [{"max_batch": 0}, {"queue_size": 0}, {"max_wait_s": -1.0}])
+def test_bad_configuration_is_refused(kw: dict[str, float]) -> None:
+    args: dict[str, float] = {"max_batch": 4, "max_wait_s": 0.01, "queue_size": 4, **kw}
+    with pytest.raises(ValueError):
+        MicroBatcher(RecordingModel(), **args)  # type: ignore[arg-type]

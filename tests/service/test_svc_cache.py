@@ -1,0 +1,137 @@
+"""Caches: the local LRU, the real Redis, and degradation to the local cache while Redis hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from urllib.parse import urlparse
+
+import pytest
+from redis_support import count_prefix, delete_prefix, new_prefix, redis_or_skip
+from tcp_proxy import TcpProxy
+
+from service.cache import LocalLRU, MeteredCache, RedisCache, build_cache
+from service.metrics import ServiceMetrics
+
+
+def test_lru_evicts_least_recently_used() -> None:
+    lru = LocalLRU(max_entries=2)
+    lru.set_now("a", b"1", 60)
+    lru.set_now("b", b"2", 60)
+    assert lru.get_now("a") == b"1"  # a is now the most recent
+    lru.set_now("c", b"3", 60)
+    assert lru.get_now("b") is None and lru.get_now("a") == b"1" and lru.get_now("c") == b"3"
+    assert len(lru) == 2
+
+
+def test_lru_entries_expire(monkeypatch: pytest.MonkeyPatch) -> None:
+    lru = LocalLRU(max_entries=4)
+    lru.set_now("a", b"1", 5)
+    now = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: now + 6)
+    assert lru.get_now("a") is None and len(lru) == 0
+
+
+def test_lru_size_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        LocalLRU(max_entries=0)
+
+
+def test_metered_cache_counts_hits_and_misses() -> None:
+    metrics = ServiceMetrics()
+    cache = MeteredCache(LocalLRU(max_entries=8), metrics=metrics, prefix="p:")
+
+    async def run() -> None:
+        assert await cache.get("embedding", "k") is None
+        await cache.set("k", b"v", 60)
+        assert await cache.get("embedding", "k") == b"v"
+
+    asyncio.run(run())
+    sample = metrics.registry.get_sample_value
+    assert sample("outfit_cache_lookups_total", {"kind": "embedding", "result": "hit"}) == 1.0
+    assert sample("outfit_cache_lookups_total", {"kind": "embedding", "result": "miss"}) == 1.0
+    assert sample("outfit_cache_hit_ratio") == 0.5
+
+
+@pytest.fixture()
+def redis_prefix() -> Iterator[str]:
+    redis_or_skip()
+    prefix = new_prefix()
+    yield prefix
+    delete_prefix(prefix)
+
+
+def test_redis_cache_round_trip_with_ttl(redis_prefix: str) -> None:
+    metrics = ServiceMetrics()
+    cache = build_cache(redis_url=redis_or_skip(), metrics=metrics, prefix=redis_prefix, lru_entries=8,
+                        timeout_s=1.0, retry_s=1.0)
+    assert cache.name == "redis"
+
+    async def run() -> None:
+        await cache.set("emb:x", b"\x00\x01", 30)
+        assert await cache.get("result", "emb:x") == b"\x00\x01"
+        await cache.close()
+
+    asyncio.run(run())
+    import redis
+
+    client = redis.Redis.from_url(redis_or_skip())
+    assert client.get(redis_prefix + "emb:x") == b"\x00\x01"
+    assert 0 < int(client.ttl(redis_prefix + "emb:x")) <= 30
+    assert count_prefix(redis_prefix) == 1
+
+
+def test_hung_redis_degrades_to_local_cache_then_recovers(redis_prefix: str) -> None:
+    url = urlparse(redis_or_skip())
+    proxy = TcpProxy((url.hostname or "127.0.0.1", url.port or 6379))
+    metrics = ServiceMetrics()
+    local = LocalLRU(max_entries=16)
+    cache = RedisCache(f"redis://127.0.0.1:{proxy.port}/0", metrics=metrics, fallback=local, timeout_s=0.1,
+                       retry_s=0.3)
+    key = redis_prefix + "k"
+
+    async def run() -> None:
+        await cache.set(key, b"v1", 60)
+        assert await cache.get(key) == b"v1"
+        proxy.blackhole()
+        t0 = time.perf_counter()
+        assert await cache.get(key) == b"v1"  # served from the local copy after a short timeout
+        assert time.perf_counter() - t0 < 1.0
+        assert metrics.registry.get_sample_value("outfit_redis_up") == 0.0
+        t0 = time.perf_counter()
+        for _ in range(20):  # while marked down, Redis is not even tried: no timeout per request
+            await cache.get(key)
+        assert time.perf_counter() - t0 < 0.1
+        await cache.set(redis_prefix + "during", b"x", 60)  # writes go to the local copy only
+        proxy.forward()
+        await asyncio.sleep(0.35)
+        await cache.set(redis_prefix + "after", b"y", 60)
+        assert await cache.get(redis_prefix + "after") == b"y"
+        assert metrics.registry.get_sample_value("outfit_redis_up") == 1.0
+        await cache.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        proxy.close()
+    errors = metrics.registry.get_sample_value("outfit_redis_errors_total", {"op": "get"})
+    assert errors is not None and errors >= 1
+    import redis
+
+    client = redis.Redis.from_url(redis_or_skip())
+    assert client.get(redis_prefix + "after") == b"y"
+    assert client.get(redis_prefix + "during") is None
+
+
+def test_unreachable_redis_never_raises() -> None:
+    metrics = ServiceMetrics()
+    cache = build_cache(redis_url="redis://127.0.0.1:1/0", metrics=metrics, prefix="x:", lru_entries=4,
+                        timeout_s=0.1, retry_s=5.0)
+
+    async def run() -> None:
+        await cache.set("a", b"1", 60)
+        assert await cache.get("embedding", "a") == b"1"
+
+    asyncio.run(run())
+    assert metrics.registry.get_sample_value("outfit_redis_up") == 0.0
