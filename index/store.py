@@ -17,7 +17,7 @@ import numpy as np
 SCHEMA = """
 CREATE TABLE items (
     row INTEGER PRIMARY KEY,
-    item_id TEXT NOT NULL UNIQUE,
+    item_id TEXT NOT NULL,
     category TEXT NOT NULL,
     title TEXT NOT NULL DEFAULT '',
     image_path TEXT,
@@ -26,6 +26,9 @@ CREATE TABLE items (
     deleted INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX items_category ON items (category, deleted);
+-- A replaced item keeps its old row as a tombstone, so ids are unique among live rows only.
+CREATE UNIQUE INDEX items_live_id ON items (item_id) WHERE deleted = 0;
+CREATE INDEX items_id ON items (item_id);
 """
 # SQLite's limit on bound parameters is 32766 in modern builds; stay well below it.
 _CHUNK = 900
@@ -48,11 +51,12 @@ def write_store(path: Path, rows: Iterable[tuple[int, ItemRecord]], *, deleted: 
     conn = sqlite3.connect(path)
     try:
         conn.executescript(SCHEMA)
+        dead = {int(r) for r in deleted}
         conn.executemany(
-            "INSERT INTO items (row, item_id, category, title, image_path, price, url) VALUES (?,?,?,?,?,?,?)",
-            ((r, it.item_id, it.category, it.title, it.image_path, it.price, it.url) for r, it in rows),
+            "INSERT INTO items (row, item_id, category, title, image_path, price, url, deleted) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            ((r, it.item_id, it.category, it.title, it.image_path, it.price, it.url, int(r in dead)) for r, it in rows),
         )
-        conn.executemany("UPDATE items SET deleted = 1 WHERE row = ?", ((int(r),) for r in deleted))
         conn.commit()
     finally:
         conn.close()

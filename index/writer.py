@@ -74,6 +74,18 @@ class VersionContent:
     rejects: list[dict[str, Any]] = field(default_factory=list)
 
 
+def policy_of(manifest: dict[str, Any]) -> IndexPolicy:
+    """The policy an existing version was built with, so updates choose factories the same way."""
+    search = manifest.get("search", {})
+    return IndexPolicy(
+        exact_threshold=int(manifest.get("exact_threshold", DEFAULT_EXACT_THRESHOLD)),
+        factory=manifest.get("factory_override"),
+        ef_search=int(search.get("ef_search", DEFAULT_EF_SEARCH)),
+        nprobe=int(search.get("nprobe", DEFAULT_NPROBE)),
+        seed=int(manifest.get("seed", 0)),
+    )
+
+
 def category_rows(records: Sequence[ItemRecord], deleted: np.ndarray) -> dict[str, np.ndarray]:
     dead = set(deleted.tolist())
     rows: dict[str, list[int]] = {}
@@ -151,6 +163,8 @@ def write_version(
             "category_factories": {c: f for c, f in content.factories.items() if c != "global"},
             "category_files": category_files,
             "exact_threshold": policy.exact_threshold,
+            "factory_override": policy.factory,
+            "seed": policy.seed,
             "search": {"ef_search": policy.ef_search, "nprobe": policy.nprobe},
             "count": sum(per_category.values()),
             "rows": len(content.records),
