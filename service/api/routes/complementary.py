@@ -70,7 +70,7 @@ async def post_complementary(
         await cache.set(key, resp.model_dump_json().encode(), state.settings.cache_result_ttl_s)
         return resp
     if kind == "multipart/form-data":
-        form = await read_form(request, max_files=1)
+        form = await read_form(request)
         unknown_fields(form, {"image", "category", *_OPTION_FIELDS})
         files = form_files(form, "image")
         if len(files) != 1:

@@ -33,7 +33,7 @@ EMBED_MULTIPART = {
 async def post_embed(request: Request, state: StateDep, engine: EngineDep, cache: CacheDep) -> EmbedResponse:
     if media_type(request) != "multipart/form-data":
         raise unsupported(request, ("multipart/form-data",))
-    form = await read_form(request, max_files=1)
+    form = await read_form(request)
     unknown_fields(form, {"image"})
     files = form_files(form, "image")
     if len(files) != 1:

@@ -90,7 +90,7 @@ async def post_compatibility(
         await cache.set(key, resp.model_dump_json().encode(), state.settings.cache_result_ttl_s)
         return resp
     if kind == "multipart/form-data":
-        form = await read_form(request, max_files=MAX_OUTFIT_ITEMS)
+        form = await read_form(request)
         unknown_fields(form, {"item_ids", "images"})
         ids = form_list(form, "item_ids") or []
         files = form_files(form, "images")
