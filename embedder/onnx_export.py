@@ -10,7 +10,10 @@ touched: the weights hash keeps meaning "the safetensors file".
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
 import tempfile
 import time
@@ -24,6 +27,8 @@ from torch import nn
 from embedder.checkpoint import CheckpointError, ModelCard, read_model_card, sha256_file
 from embedder.config import PreprocessConfig
 from embedder.model import Embedder
+
+log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = 1
 INPUT_NAME = "images"
@@ -206,7 +211,7 @@ def export_onnx(checkpoint: Path | str, *, opset: int = DEFAULT_OPSET, parity_im
         producer=producer_versions(),
         parity={
             "reference": "torch",
-            "n": float(len(cos)),
+            "n": len(cos),
             "min_cosine": float(cos.min()),
             "mean_cosine": float(np.mean(cos)),
         },
@@ -229,17 +234,20 @@ def onnx_bytes_from_module(module: Any, *, image_size: int, opset: int) -> bytes
     """Serialize with the torch.export-based exporter, batch axis dynamic, weights embedded (no .data file)."""
     example = torch.zeros(2, 3, image_size, image_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    program = torch.onnx.export(
-        module,
-        (example,),
-        input_names=[INPUT_NAME],
-        output_names=[OUTPUT_NAME],
-        dynamic_shapes={"images": {0: batch}},
-        opset_version=opset,
-        dynamo=True,
-        external_data=False,
-        verbose=False,
-    )
+    # The exporter prints progress lines to stdout; keep stdout clean for the CLI's JSON report.
+    with contextlib.redirect_stdout(io.StringIO()) as chatter:
+        program = torch.onnx.export(
+            module,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes={"images": {0: batch}},
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    log.debug("torch.onnx.export: %s", chatter.getvalue())
     if program is None:  # only the legacy exporter returns None, and it writes to a file instead
         raise ExportError("torch.onnx.export returned no program")
     import onnx
