@@ -16,6 +16,7 @@ from catalog.errors import DatasetError
 # Each module exposes `register(subparsers)`; handlers are stored as `func` on the parsed namespace.
 REGISTRARS: tuple[str, ...] = (
     "catalog.cli",
+    "index.cli",
     "outfit_compat.demo",
     "outfit_compat.export_cli",
     "service.cli",
