@@ -18,7 +18,9 @@ from outfit_compat.cli import main
 FAST = ["--batch-size", "8", "--workers", "0", "--chunk-size", "16", "--no-progress"]
 
 
-def test_build_search_add_remove_info(tmp_path: Path, random_checkpoint: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_search_add_remove_info(
+    tmp_path: Path, random_checkpoint: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     catalog = write_image_catalog(tmp_path / "shop", n=24)
     out = tmp_path / "idx"
     assert main(["index", "build", "--checkpoint", str(random_checkpoint), "--catalog", str(catalog),
