@@ -59,7 +59,7 @@ def finalize_run(
                     data_fingerprint=data.fingerprint, extra={CARD_KEY: cal.to_dict(), "data": data.summary()})
     history = read_history(out_dir / "metrics.jsonl")
     result = result_cls(out_dir, best, best_epoch, step, valid, test, data.summary(),
-                        time.perf_counter() - t_start, [h for h in history if h.get("type") == "epoch"])
+                        time.perf_counter() - t_start, [h for h in history if h.get("type") == "epoch" and h["epoch"] >= 0])
     if config.tsne_points:
         from training.plots import plot_curves, plot_tsne
 

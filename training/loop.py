@@ -147,6 +147,10 @@ def _train(
             "config": config.to_dict(), "rng": rng_state(), "best_score": best_score, "best_epoch": best_epoch,
         }
 
+    if ctx.is_main and not resume:
+        # The untrained model's validation score: the reference point the run has to improve on.
+        metrics_log.write({"type": "epoch", "epoch": -1, "step": 0, "valid": validate(net, data, config), "seconds": 0})
+
     # --- epochs ------------------------------------------------------------------------------------
     budget_hit = False
     while epoch < config.epochs and not budget_hit:
