@@ -63,6 +63,18 @@ def infer_category(engine: Engine, query: np.ndarray) -> tuple[str, list[str]]:
     return best, [h.item_id for h in hits]
 
 
+def sample_category(engine: Engine, category: str, *, limit: int, seed: int) -> list[ItemOut]:
+    """A varied, reproducible page of a category for browsing: the items nearest a seeded random direction."""
+    check_categories(engine, [category])
+    direction = np.random.default_rng(seed).standard_normal((1, engine.index.dim)).astype(np.float32)
+    hits = engine.index.search(direction, k=limit, category=category)[0]
+    records = engine.index.get_items([h.item_id for h in hits])
+    return [
+        _to_out(engine, r.item_id, r.category, r.title, r.price, r.url)
+        for r in (records.get(h.item_id) for h in hits) if r is not None
+    ]
+
+
 def check_categories(engine: Engine, names: Iterable[str]) -> None:
     known = engine.index.categories()
     unknown = [c for c in names if c not in known]

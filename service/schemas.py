@@ -49,6 +49,12 @@ class ItemOut(BaseModel):
     image_url: str | None
 
 
+class ItemList(BaseModel):
+    category: str
+    seed: int
+    items: list[ItemOut]
+
+
 class ScoredItem(ItemOut):
     score: float = Field(description="cosine similarity to the query (higher = more compatible)")
 

@@ -204,3 +204,13 @@ def test_web_page_is_served(client: Any) -> None:
     r = client.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
     assert "/v1/complementary" in client.get("/static/app.js").text
+
+
+def test_browse_a_category_is_seeded_and_checked(client: Any, catalog: PolyvoreDataset) -> None:
+    a = client.get("/v1/items", params={"category": "shoes", "limit": 7, "seed": 3}).json()
+    b = client.get("/v1/items", params={"category": "shoes", "limit": 7, "seed": 3}).json()
+    assert a == b and len(a["items"]) == 7 and {it["category"] for it in a["items"]} == {"shoes"}
+    assert len({it["id"] for it in a["items"]}) == 7
+    assert client.get("/v1/items", params={"category": "spacesuits"}).status_code == 422
+    assert client.get("/v1/items", params={"category": "shoes", "limit": 0}).status_code == 422
+    assert client.get("/v1/items").status_code == 422

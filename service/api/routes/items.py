@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from service.api.deps import EngineDep
 from service.errors import ServiceError, UnknownItemsError
-from service.recommend import item_out
-from service.schemas import CategoriesResponse, CategoryOut, ItemOut
+from service.recommend import item_out, sample_category
+from service.schemas import CategoriesResponse, CategoryOut, ItemList, ItemOut
 
 router = APIRouter(tags=["catalog"])
 
 _IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
                 ".gif": "image/gif", ".bmp": "image/bmp"}
+
+
+@router.get("/v1/items", response_model=ItemList, summary="Browse a category (a seeded, varied sample)")
+async def list_items(
+    engine: EngineDep,
+    category: Annotated[str, Query(min_length=1, max_length=100)],
+    limit: Annotated[int, Query(ge=1, le=100)] = 12,
+    seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> ItemList:
+    return ItemList(category=category, seed=seed,
+                    items=sample_category(engine, category, limit=limit, seed=seed))
 
 
 @router.get("/v1/items/{item_id}", response_model=ItemOut, summary="One catalog item")

@@ -1,0 +1,221 @@
+// outfit-compat web page: plain JS over the /v1 API (no build step, no external assets).
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const outfit = []; // {kind: "item", id, item} | {kind: "upload", file, url}
+let lastWeakest = null;
+
+function showError(message) {
+  const box = $("#error");
+  box.textContent = message;
+  box.hidden = false;
+  clearTimeout(showError.timer);
+  showError.timer = setTimeout(() => { box.hidden = true; }, 6000);
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, options);
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const message = (body.error && body.error.message) || `${response.status} ${response.statusText}`;
+    showError(message);
+    throw new Error(message);
+  }
+  return body;
+}
+
+function card(item, { score = null, action = null, actionLabel = "Add", imageUrl = null } = {}) {
+  const div = document.createElement("div");
+  div.className = "card";
+  div.dataset.id = item.id || "";
+  const img = document.createElement("img");
+  img.src = imageUrl || item.image_url || "";
+  img.alt = item.title || item.id;
+  img.loading = "lazy";
+  div.appendChild(img);
+  const title = document.createElement("span");
+  title.className = "title";
+  title.textContent = item.title || item.id;
+  title.title = `${item.id} · ${item.category || ""}`;
+  div.appendChild(title);
+  if (score !== null) {
+    const s = document.createElement("span");
+    s.className = "muted score";
+    s.textContent = `score ${score.toFixed(3)}`;
+    div.appendChild(s);
+  }
+  if (action) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "add-btn";
+    b.textContent = actionLabel;
+    b.addEventListener("click", action);
+    div.appendChild(b);
+  }
+  return div;
+}
+
+function addItem(item) {
+  if (outfit.some((m) => m.kind === "item" && m.id === item.id)) return;
+  if (outfit.length >= 20) { showError("an outfit holds at most 20 items"); return; }
+  outfit.push({ kind: "item", id: item.id, item });
+  renderOutfit();
+  rescore();
+}
+
+function refOf(member, n) { return member.kind === "item" ? member.id : `upload:${n}`; }
+
+function renderOutfit() {
+  const box = $("#outfit");
+  box.replaceChildren();
+  let upload = 0;
+  outfit.forEach((m, i) => {
+    const ref = m.kind === "item" ? m.id : `upload:${upload++}`;
+    const item = m.kind === "item" ? m.item : { id: ref, title: "your photo", category: "" };
+    const c = card(item, {
+      imageUrl: m.kind === "upload" ? m.url : null,
+      actionLabel: "Remove",
+      action: () => { outfit.splice(i, 1); renderOutfit(); rescore(); },
+    });
+    c.dataset.ref = ref;
+    if (ref === lastWeakest) c.classList.add("weakest");
+    box.appendChild(c);
+  });
+}
+
+async function rescore() {
+  lastWeakest = null;
+  if (outfit.length < 2) {
+    $("#score").textContent = "Add 2 or more items to score the outfit.";
+    $("#weakest").textContent = "";
+    $("#score-bar").style.width = "0";
+    renderOutfit();
+    return;
+  }
+  const ids = outfit.filter((m) => m.kind === "item").map((m) => m.id);
+  const uploads = outfit.filter((m) => m.kind === "upload");
+  let result;
+  if (uploads.length === 0) {
+    result = await api("/v1/compatibility", {
+      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ item_ids: ids }),
+    });
+  } else {
+    const form = new FormData();
+    ids.forEach((id) => form.append("item_ids", id));
+    uploads.forEach((m) => form.append("images", m.file));
+    result = await api("/v1/compatibility", { method: "POST", body: form });
+  }
+  const pct = Math.round(result.score * 100);
+  $("#score-bar").style.width = `${pct}%`;
+  $("#score").textContent =
+    `Compatibility ${result.score.toFixed(2)} · mean distance ${result.mean_distance.toFixed(3)}` +
+    (result.calibrated ? " (calibrated)" : " (uncalibrated)");
+  if (result.weakest) {
+    lastWeakest = result.weakest.ref;
+    $("#weakest").textContent =
+      `Weakest item: ${result.weakest.ref} (without it: ${result.weakest.score_without.toFixed(2)})`;
+  } else {
+    $("#weakest").textContent = "";
+  }
+  renderOutfit();
+}
+
+function renderResults(resp) {
+  const q = resp.query;
+  $("#query-info").textContent = q.category_inferred
+    ? `Your photo looks like ${q.categories[0]} (inferred from its ${q.inferred_from.length} nearest catalog items).`
+    : `Query: ${q.categories.join(", ")}.`;
+  const box = $("#results");
+  box.replaceChildren();
+  for (const group of resp.groups) {
+    const section = document.createElement("div");
+    section.className = "group";
+    section.dataset.category = group.category;
+    const h = document.createElement("h3");
+    h.textContent = group.category;
+    section.appendChild(h);
+    const grid = document.createElement("div");
+    grid.className = "grid";
+    for (const item of group.items) {
+      grid.appendChild(card(item, { score: item.score, action: () => addItem(item) }));
+    }
+    section.appendChild(grid);
+    box.appendChild(section);
+  }
+  if (!resp.groups.length) box.textContent = "No complementary items found.";
+}
+
+function photoForm() {
+  const file = $("#photo-input").files[0];
+  if (!file) { showError("choose a photo first"); return null; }
+  const form = new FormData();
+  form.append("image", file);
+  const cat = $("#photo-category").value;
+  if (cat) form.append("category", cat);
+  return form;
+}
+
+async function init() {
+  try {
+    const ready = await api("/readyz");
+    $("#status").textContent = `${ready.items} items · model ${ready.model_version} · index ${ready.index_version}`;
+  } catch (e) {
+    $("#status").textContent = "not ready";
+  }
+  const cats = (await api("/v1/categories")).categories;
+  for (const sel of [$("#photo-category"), $("#browse-category")]) {
+    for (const c of cats) {
+      const o = document.createElement("option");
+      o.value = c.name;
+      o.textContent = `${c.name} (${c.count})`;
+      sel.appendChild(o);
+    }
+  }
+  $("#photo-input").addEventListener("change", () => {
+    const file = $("#photo-input").files[0];
+    if (!file) return;
+    $("#photo-preview").src = URL.createObjectURL(file);
+    $("#photo-preview").hidden = false;
+  });
+  $("#photo-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const form = photoForm();
+    if (form) renderResults(await api("/v1/complementary", { method: "POST", body: form }));
+  });
+  $("#photo-add-btn").addEventListener("click", () => {
+    const file = $("#photo-input").files[0];
+    if (!file) { showError("choose a photo first"); return; }
+    outfit.push({ kind: "upload", file, url: URL.createObjectURL(file) });
+    renderOutfit();
+    rescore();
+  });
+  $("#browse-btn").addEventListener("click", async () => {
+    const cat = $("#browse-category").value;
+    const seed = Math.floor(Math.random() * 1e6);
+    const list = await api(`/v1/items?category=${encodeURIComponent(cat)}&limit=12&seed=${seed}`);
+    const grid = $("#browse-grid");
+    grid.replaceChildren(...list.items.map((item) => card(item, { action: () => addItem(item) })));
+  });
+  $("#item-add-btn").addEventListener("click", async () => {
+    const id = $("#item-id").value.trim();
+    if (id) addItem(await api(`/v1/items/${encodeURIComponent(id)}`));
+  });
+  $("#outfit-btn").addEventListener("click", async () => {
+    const ids = outfit.filter((m) => m.kind === "item").map((m) => m.id);
+    if (ids.length) {
+      renderResults(await api("/v1/complementary", {
+        method: "POST", headers: { "content-type": "application/json" },
+        body: JSON.stringify({ item_ids: ids, k: 24, per_category: 4 }),
+      }));
+    } else if (outfit.length) {
+      const form = new FormData();
+      form.append("image", outfit[0].file);
+      renderResults(await api("/v1/complementary", { method: "POST", body: form }));
+    } else {
+      showError("the outfit is empty");
+    }
+  });
+  $("#clear-btn").addEventListener("click", () => { outfit.length = 0; renderOutfit(); rescore(); });
+}
+
+init();
