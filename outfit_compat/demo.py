@@ -54,5 +54,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     workdir: Path = args.workdir
     data_dir = ensure_synthetic(workdir / "data", items=args.items, outfits=args.outfits, seed=args.seed)
     results: dict[str, Any] = {"colorhist": colorhist_baseline(data_dir)}
+    from index.demo_step import demo_index
+
+    # Index step: pass the trained checkpoint once the training step provides one (random init until then).
+    results["index"] = demo_index(workdir, data_dir, checkpoint=None, seed=args.seed)
     print(json.dumps({"data": str(data_dir), "test_nondisjoint": results}, indent=2))
     return 0
