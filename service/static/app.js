@@ -112,8 +112,10 @@ async function rescore() {
     (result.calibrated ? " (calibrated)" : " (uncalibrated)");
   if (result.weakest) {
     lastWeakest = result.weakest.ref;
+    const member = outfit.find((m) => m.kind === "item" && m.id === lastWeakest);
+    const name = member ? `${member.item.title} (${member.id})` : "your photo";
     $("#weakest").textContent =
-      `Weakest item: ${result.weakest.ref} (without it: ${result.weakest.score_without.toFixed(2)})`;
+      `Weakest item: ${name} · the outfit scores ${result.weakest.score_without.toFixed(2)} without it`;
   } else {
     $("#weakest").textContent = "";
   }

@@ -1,0 +1,113 @@
+"""End-to-end in headless Chromium (Debian `chromium` + `chromium-driver`, driven by Selenium).
+
+`make browser-deps` installs them (apt-get, root). The test skips, saying why, only when no chromium and
+chromedriver binaries can be found.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import image_corpus
+import pytest
+
+SHOTS = Path(os.environ.get("OUTFIT_SCREENSHOT_DIR", "/tmp/outfit-compat-screens"))
+
+
+def _binary(*names: str) -> str | None:
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    chrome = _binary("chromium", "chromium-browser", "google-chrome")
+    driver_path = _binary("chromedriver", "chromium-driver")
+    if chrome is None or driver_path is None:
+        pytest.skip("no chromium/chromedriver on PATH; install them with `make browser-deps`")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chrome
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
+                "--disable-gpu"):
+        opts.add_argument(arg)
+    drv = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    drv.set_page_load_timeout(60)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+
+
+def test_upload_browse_build_outfit_and_score(
+    browser: Any, start_server: Callable[..., Any], tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    srv = start_server()
+    wait = WebDriverWait(browser, 30)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_corpus.jpeg_bytes((120, 160)))
+
+    browser.get(srv.url + "/")
+    wait.until(lambda d: "items" in d.find_element(By.ID, "status").text)
+    assert "300 items" in browser.find_element(By.ID, "status").text
+
+    # 1. upload a photo -> complementary items grouped by category, with pictures
+    browser.find_element(By.ID, "photo-input").send_keys(str(photo))
+    browser.find_element(By.ID, "photo-btn").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#results .group .card")))
+    groups = browser.find_elements(By.CSS_SELECTOR, "#results .group")
+    assert len(groups) >= 2
+    info = browser.find_element(By.ID, "query-info").text
+    assert "inferred" in info
+    inferred = info.split("looks like ")[1].split(" (")[0]
+    assert inferred not in {g.get_attribute("data-category") for g in groups}
+    wait.until(lambda d: all(
+        d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+        for img in d.find_elements(By.CSS_SELECTOR, "#results img")[:6]
+    ))
+    browser.save_screenshot(str(SHOTS / "1-complements.png"))
+
+    # 2. build an outfit from two suggestions plus the photo, and see its score and weakest item
+    for group in groups[:2]:
+        group.find_element(By.CSS_SELECTOR, ".add-btn").click()
+    browser.find_element(By.ID, "photo-add-btn").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#outfit .card")) == 3)
+    wait.until(lambda d: d.find_element(By.ID, "score").text.startswith("Compatibility"))
+    assert "Weakest item" in browser.find_element(By.ID, "weakest").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#outfit .card.weakest")) == 1
+    width = browser.execute_script("return document.getElementById('score-bar').style.width")
+    assert width.endswith("%") and 0 <= int(width[:-1]) <= 100
+
+    # 3. browse the catalog, add an item, ask for complements of the whole outfit
+    Select(browser.find_element(By.ID, "browse-category")).select_by_value("shoes")
+    browser.find_element(By.ID, "browse-btn").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#browse-grid .card")))
+    browser.find_element(By.CSS_SELECTOR, "#browse-grid .card .add-btn").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#outfit .card")) == 4)
+    browser.find_element(By.ID, "outfit-btn").click()
+    wait.until(lambda d: d.find_element(By.ID, "query-info").text.startswith("Query:"))
+    outfit_ids = {c.get_attribute("data-id") for c in browser.find_elements(By.CSS_SELECTOR, "#outfit .card")}
+    shown = {c.get_attribute("data-id") for c in browser.find_elements(By.CSS_SELECTOR, "#results .card")}
+    assert shown and not shown & outfit_ids
+    assert "shoes" not in {g.get_attribute("data-category")
+                           for g in browser.find_elements(By.CSS_SELECTOR, "#results .group")}
+    browser.save_screenshot(str(SHOTS / "2-outfit.png"))
+
+    # 4. a bad id shows the API's message instead of failing silently
+    browser.find_element(By.ID, "item-id").send_keys("no-such-item")
+    browser.find_element(By.ID, "item-add-btn").click()
+    wait.until(lambda d: "no-such-item" in d.find_element(By.ID, "error").text)
