@@ -58,8 +58,9 @@ def finalize_run(
                     metrics={"valid": valid, "test": test, "best_epoch": best_epoch, "steps": step},
                     data_fingerprint=data.fingerprint, extra={CARD_KEY: cal.to_dict(), "data": data.summary()})
     history = read_history(out_dir / "metrics.jsonl")
-    result = result_cls(out_dir, best, best_epoch, step, valid, test, data.summary(),
-                        time.perf_counter() - t_start, [h for h in history if h.get("type") == "epoch" and h["epoch"] >= 0])
+    epochs = [h for h in history if h.get("type") == "epoch" and h["epoch"] >= 0]
+    result = result_cls(out_dir, best, best_epoch, step, valid, test, data.summary(), time.perf_counter() - t_start,
+                        epochs)
     if config.tsne_points:
         from training.plots import plot_curves, plot_tsne
 
