@@ -55,8 +55,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data_dir = ensure_synthetic(workdir / "data", items=args.items, outfits=args.outfits, seed=args.seed)
     results: dict[str, Any] = {"colorhist": colorhist_baseline(data_dir)}
     from index.demo_step import demo_index
+    from training.demo_step import demo_train
 
-    # Index step: pass the trained checkpoint once the training step provides one (random init until then).
-    results["index"] = demo_index(workdir, data_dir, checkpoint=None, seed=args.seed)
+    trained = demo_train(workdir, data_dir, seed=args.seed)
+    results["trained (L_l+L_ss+L_pseudo)"] = trained.test
+    results["index"] = demo_index(workdir, data_dir, checkpoint=trained.checkpoint, seed=args.seed)
     print(json.dumps({"data": str(data_dir), "test_nondisjoint": results}, indent=2))
     return 0
