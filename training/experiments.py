@@ -62,9 +62,11 @@ def run_sweep(
                 "random": evaluate_features(data=data, kind=kind, split="test", features="random"),
             }
             write_json(results, state)
-        for alpha in fractions:
-            for method in methods:
-                for seed in seeds:
+    # Seed-major order: an interrupted sweep still covers every cell with at least one seed.
+    for seed in seeds:
+        for kind in kinds:
+            for alpha in fractions:
+                for method in methods:
                     if (kind, method, float(alpha), int(seed)) in done:
                         continue
                     config = preset(preset_name, data=str(data), kind=kind, labeled_fraction=alpha, seed=seed,
@@ -76,6 +78,7 @@ def run_sweep(
                         "kind": kind, "method": method, "labeled_fraction": alpha, "seed": seed,
                         "test": res.test, "valid": res.valid, "steps": res.steps, "best_epoch": res.best_epoch,
                         "seconds": round(time.perf_counter() - t0, 1), "data": res.data, "run_dir": str(run_dir),
+                        "config": config.to_dict(),
                     })
                     write_json(results, state)
                     log.info("%s %s α=%g seed %d: test %s", kind, method, alpha, seed, res.test)
