@@ -22,6 +22,7 @@ REGISTRARS: tuple[str, ...] = (
     "service.cli",
     "training.cli",
     "training.experiments",
+    "training.report",
 )
 
 
