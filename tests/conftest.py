@@ -50,5 +50,6 @@ def mango_root() -> Iterator[Path]:
     yield root
 
 
-# The image corpus module lives beside this file; tests import it as `image_corpus`.
-sys.path.insert(0, str(Path(__file__).parent))
+# Test-support modules (image corpus, tiny datasets) live in tests/support. Only that folder goes on
+# sys.path: putting tests/ itself there would let tests/catalog shadow the real `catalog` package.
+sys.path.insert(0, str(Path(__file__).parent / "support"))
