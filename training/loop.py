@@ -180,9 +180,11 @@ def _train(
             terms = ctx.mean({"loss": float(out.loss.detach()), **out.terms})
             bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
             if step % config.log_every == 0 or batch_in_epoch == steps_per_epoch:
+                dt = time.perf_counter() - t0
                 metrics_log.write({"type": "step", "epoch": epoch, "step": step, **terms, "grad_norm": grad_norm,
-                                   "lr": scheduler.get_last_lr()[0],
-                                   "images_per_s": out.images * ctx.world_size / (time.perf_counter() - t0)})
+                                   "lr": scheduler.get_last_lr()[0], "step_seconds": dt,
+                                   "images": out.images * ctx.world_size,
+                                   "images_per_s": out.images * ctx.world_size / dt})
             budget_hit = bool(config.max_steps) and step >= config.max_steps
             if config.checkpoint_every and step % config.checkpoint_every == 0 and ctx.is_main:
                 save_state(out_dir / STATE_FILE, snapshot(epoch, batch_in_epoch))
