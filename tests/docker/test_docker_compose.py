@@ -115,13 +115,14 @@ def test_api_settings_names_exist_in_the_service_settings(services: dict[str, An
     assert outfit_vars and outfit_vars <= fields, outfit_vars - fields
     # Values the service would reject must not be the defaults here.
     settings = Settings(**{k[len("OUTFIT_"):].lower(): v for k, v in env.items() if k in outfit_vars and v is not None})
-    assert str(settings.index) == "/artifacts/index" and settings.checkpoint is None
+    assert str(settings.index) == "/artifacts/index"
+    assert str(settings.checkpoint) == flag(service_command(services["index"]), "--checkpoint")
     assert settings.admin_api_key is not None
 
 
 def test_api_uvicorn_knobs_come_from_the_environment(services: dict[str, Any]) -> None:
     env = services["api"]["environment"]
-    assert env["WEB_CONCURRENCY"] == "2" and env["UVICORN_LIMIT_CONCURRENCY"] == "64"
+    assert env["WEB_CONCURRENCY"] == "1" and env["UVICORN_LIMIT_CONCURRENCY"] == "64"
     tuned = load_compose({**REQUIRED_ENV, "WEB_CONCURRENCY": "4"})["services"]["api"]["environment"]
     assert tuned["WEB_CONCURRENCY"] == "4"
 
