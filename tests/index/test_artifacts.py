@@ -45,6 +45,14 @@ def test_backend_family_rule(publish_synthetic: Publish) -> None:
         open_index(root, backend="tensorrt")
 
 
+def test_family_table_matches_the_embedder() -> None:
+    """The reader keeps its own copy (it must not import torch); both must say the same."""
+    from embedder.backend import BACKEND_FAMILY
+    from index.manifest import BACKEND_FAMILIES
+
+    assert BACKEND_FAMILIES == BACKEND_FAMILY
+
+
 @pytest.mark.parametrize("name", ["global.faiss", "items.sqlite", "vectors.npy", "categories/0000.faiss"])
 def test_corrupt_file_is_refused(publish_synthetic: Publish, name: str) -> None:
     root, _, _ = publish_synthetic(80, 8)
