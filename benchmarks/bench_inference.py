@@ -32,7 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from inference_parity import parity_report  # noqa: E402
 
-from embedder import EmbedderConfig, build_embedder, load_embedder, save_checkpoint  # noqa: E402
+from embedder import (  # noqa: E402
+    EmbedderConfig,
+    PreprocessConfig,
+    build_embedder,
+    load_embedder,
+    read_model_card,
+    save_checkpoint,
+)
 from embedder.backend import embed_one, load_backend  # noqa: E402
 from embedder.onnx_export import NormalizedEmbedder, export_onnx  # noqa: E402
 from embedder.quantize import QuantizeConfig, quantize_int8  # noqa: E402
@@ -45,17 +52,37 @@ FP32_FLOPS_PER_CYCLE = 32
 Runner = Callable[[np.ndarray], Any]
 
 
+def checkpoints_under(root: Path) -> list[Path]:
+    """Checkpoint directories under `root`, oldest first."""
+    cards = sorted(root.glob("**/model_card.json"), key=lambda p: p.stat().st_mtime)
+    return [c.parent for c in cards if (c.parent / "model.safetensors").is_file()]
+
+
 def find_checkpoint(explicit: Path | None) -> tuple[Path | None, str]:
-    """The given checkpoint, else the newest trained one under artifacts/, else None (random init)."""
+    """The given checkpoint, else the newest default-size (112 px) one under artifacts/, else random init."""
     if explicit is not None:
         return explicit, "given"
-    cards = sorted((ROOT / "artifacts").glob("**/model_card.json"), key=lambda p: p.stat().st_mtime)
-    return (cards[-1].parent, "newest under artifacts/") if cards else (None, "random init (no trained checkpoint)")
+    default_size = PreprocessConfig().image_size
+    fits = [
+        c
+        for c in checkpoints_under(ROOT / "artifacts")
+        if read_model_card(c).config.preprocess.image_size == default_size
+    ]
+    return (
+        (fits[-1], "newest 112 px under artifacts/") if fits else (None, "random init (no trained 112 px checkpoint)")
+    )
 
 
-def prepare_checkpoint(src: Path | None, work: Path) -> Path:
+def find_trained(explicit: Path | None) -> Path | None:
+    """A trained checkpoint of any size for the accuracy-parity check (random init near-ties every answer)."""
+    if explicit is not None:
+        return explicit
+    trained = [c for c in checkpoints_under(ROOT / "artifacts") if read_model_card(c).metrics]
+    return trained[-1] if trained else None
+
+
+def prepare_checkpoint(src: Path | None, dst: Path) -> Path:
     """A private copy (exports are written beside it) of the checkpoint, or a seeded random-init one."""
-    dst = work / "ckpt"
     if src is None:
         torch.manual_seed(0)
         save_checkpoint(build_embedder(EmbedderConfig()), dst, training_config={"preset": "random-init"})
@@ -195,7 +222,10 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", type=Path, help="default: newest under artifacts/, else random init")
+    ap.add_argument(
+        "--checkpoint", type=Path, help="speed model; default: newest 112 px under artifacts/, else random init"
+    )
+    ap.add_argument("--parity-checkpoint", type=Path, help="trained model for parity; default: newest under artifacts/")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="fewer rounds, no mango parity (smoke run)")
     ap.add_argument("--no-parity", action="store_true")
@@ -208,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
         work = Path(tmp)
-        ckpt = prepare_checkpoint(src, work)
+        ckpt = prepare_checkpoint(src, work / "ckpt")
         card = load_embedder(ckpt)[1]
         size = card.config.preprocess.image_size
         synth = synthetic_dataset(work)
@@ -243,11 +273,26 @@ def main(argv: list[str] | None = None) -> int:
         fast = upload_fast_path(ckpt, photo, args.threads, 20 if args.quick else 100)
         parity: dict[str, Any] = {}
         if not args.no_parity:
-            parity["synthetic"] = parity_report(ckpt, synth, threads=args.threads)
+            trained_src = find_trained(args.parity_checkpoint)
+            models = {"speed_model": ckpt}
+            if trained_src is not None and trained_src != src:
+                models["trained"] = prepare_checkpoint(trained_src, work / "trained")
+                export_onnx(models["trained"])
+            datasets = {"synthetic": synth}
             if mango_ok and not args.quick:
-                # Calibrate on the deployment's own catalog: mango train photos for the mango check.
-                quantize_int8(ckpt, dataset_root=args.mango, config=QuantizeConfig())
-                parity["mango"] = parity_report(ckpt, args.mango, threads=args.threads)
+                datasets["mango"] = args.mango
+            for label, model_dir in models.items():
+                card_p = read_model_card(model_dir)
+                entry: dict[str, Any] = {
+                    "source": str(trained_src if label == "trained" else src),
+                    "image_size": card_p.config.preprocess.image_size,
+                    "model_version": card_p.model_version,
+                }
+                for ds_name, ds_root in datasets.items():
+                    # Calibrate on the deployment's own catalog: that dataset's train photos.
+                    quantize_int8(model_dir, dataset_root=ds_root, config=QuantizeConfig())
+                    entry[ds_name] = parity_report(model_dir, ds_root, threads=args.threads)
+                parity[label] = entry
     result = {
         "benchmark": "bench_inference",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -301,14 +346,18 @@ def _table(r: dict[str, Any]) -> str:
             f"{f['throughput_b32_x']:12.2f} {f['latency_b1_x']:12.2f}"
         )
     lines.append(f"upload fast path (embed_one from a decoded photo): {r['upload_embed_one']}")
-    for ds, p in r["parity"].items():
-        lines.append(
-            f"parity {ds}: fp32-vs-torch min cos {p['fp32_vs_torch']['min_cosine']:.6f}; int8-vs-fp32 min cos "
-            f"{p['int8_vs_fp32']['min_cosine']:.4f} top10 overlap {p['int8_vs_fp32']['top10_neighbour_overlap']:.3f}; "
-            f"FITB fp32 {p['metrics']['fp32']['fitb']:.4f} int8 {p['metrics']['int8']['fitb']:.4f}; "
-            f"AUC fp32 {p['metrics']['fp32']['auc']:.4f} int8 {p['metrics']['int8']['auc']:.4f}; "
-            f"within 1 pt: {p['within_1_point']}"
-        )
+    for label, entry in r["parity"].items():
+        for ds, p in entry.items():
+            if not isinstance(p, dict):
+                continue
+            lines.append(
+                f"parity {label} ({entry['image_size']} px) on {ds}: fp32-vs-torch min cos "
+                f"{p['fp32_vs_torch']['min_cosine']:.6f}; int8-vs-fp32 min cos {p['int8_vs_fp32']['min_cosine']:.4f}, "
+                f"top10 overlap {p['int8_vs_fp32']['top10_neighbour_overlap']:.3f}; "
+                f"FITB fp32 {p['metrics']['fp32']['fitb']:.4f} int8 {p['metrics']['int8']['fitb']:.4f}; "
+                f"AUC fp32 {p['metrics']['fp32']['auc']:.4f} int8 {p['metrics']['int8']['auc']:.4f}; "
+                f"within 1 pt: {p['within_1_point']}"
+            )
     return "\n".join(lines)
 
 
