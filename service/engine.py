@@ -81,7 +81,7 @@ def _checkpoint_from_manifest(index_root: Path) -> Path:
     from index.manifest import read_manifest
 
     manifest = read_manifest(resolve_version_dir(index_root))
-    recorded = manifest.get("checkpoint")
+    recorded = manifest.get("checkpoint_path")
     if not recorded:
         raise EngineLoadError(f"{index_root}: the index manifest records no checkpoint path; pass --checkpoint")
     path = Path(str(recorded))

@@ -20,32 +20,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 
 def build_test_index(data_root: Path, checkpoint: Path, out: Path) -> Path:
-    """Embed every synthetic item with the checkpoint and publish a real index version (FAISS + SQLite)."""
-    from catalog.polyvore import PolyvoreDataset
-    from embedder.backend import embed_pil, load_backend
-    from embedder.image_io import load_image_file
-    from index.store import ItemRecord
-    from index.writer import IndexPolicy, build_content, write_version
+    """Publish a real index of the synthetic catalog through the index package's build job."""
+    from index.build import build_catalog_index
+    from index.embed_job import EmbedJobConfig
 
-    backend = load_backend(checkpoint)
-    ds = PolyvoreDataset(data_root, "nondisjoint")
-    ids = sorted(ds.items)
-    records = [
-        ItemRecord(i, ds.items[i].category, ds.items[i].title or f"item {i}", str(ds.image_path(i)),
-                   ds.items[i].price, ds.items[i].url)
-        for i in ids
-    ]
-    vectors = embed_pil(backend, [load_image_file(ds.image_path(i)) for i in ids])
-    policy = IndexPolicy()
-    content = build_content(records, vectors, policy)
-    identity = {
-        "model_version": backend.card.model_version,
-        "checkpoint_sha256": backend.card.weights_sha256,
-        "backend": backend.name,
-        "source": str(data_root),
-        "checkpoint": str(checkpoint),
-    }
-    write_version(out, content, identity=identity, policy=policy, operation="build")
+    build_catalog_index(checkpoint=checkpoint, catalog=data_root, out=out,
+                        job=EmbedJobConfig(num_workers=0, progress=False))
     return out
 
 

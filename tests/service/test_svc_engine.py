@@ -1,0 +1,77 @@
+"""Loading and reloading: checkpoint from the manifest, mismatches refused, failed reloads keep serving."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from fastapi.testclient import TestClient
+
+from embedder import EmbedderConfig, PreprocessConfig, build_embedder, save_checkpoint
+from service.app import create_app
+from service.engine import EngineLoadError, load_engine
+from service.settings import Settings
+
+
+def _load(index: Path, checkpoint: Path | None) -> Any:
+    return load_engine(index_root=index, checkpoint=checkpoint, backend=None, batch_max_size=4,
+                       batch_max_wait_s=0.001, queue_size=8, retry_after_s=1, metrics=None)
+
+
+def test_checkpoint_defaults_to_the_one_the_index_records(service_index: Path, random_checkpoint: Path) -> None:
+    engine = _load(service_index, None)
+    assert engine.checkpoint.resolve() == random_checkpoint.resolve()
+    assert engine.calibrated is False and engine.calibration.fitted_on == "uncalibrated-default"
+
+
+def test_index_of_another_model_is_refused(service_index: Path, tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    other = build_embedder(EmbedderConfig(embed_dim=32, preprocess=PreprocessConfig(image_size=64)))
+    save_checkpoint(other, tmp_path / "other", training_config={})
+    with pytest.raises(EngineLoadError, match="rebuild the index"):
+        _load(service_index, tmp_path / "other")
+
+
+def test_missing_index_is_a_clear_error(tmp_path: Path, random_checkpoint: Path) -> None:
+    with pytest.raises(EngineLoadError, match="does not exist"):
+        _load(tmp_path / "nope", random_checkpoint)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OUTFIT_INDEX", str(tmp_path))
+    monkeypatch.setenv("REDIS_URL", "redis://example:6379/2")
+    monkeypatch.setenv("OUTFIT_BATCH_MAX_SIZE", "7")
+    monkeypatch.setenv("OUTFIT_ADMIN_API_KEY", "zq-secret-77")
+    s = Settings()
+    assert s.index == tmp_path and s.redis_url == "redis://example:6379/2" and s.batch_max_size == 7
+    assert s.admin_api_key is not None and s.admin_api_key.get_secret_value() == "zq-secret-77"
+    assert "zq-secret-77" not in repr(s)  # never logged
+    monkeypatch.setenv("OUTFIT_BATCH_MAX_SIZE", "0")
+    with pytest.raises(ValueError, match="batch_max_size"):
+        Settings()
+
+
+def test_failed_reload_keeps_the_old_engine(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
+    with TestClient(create_app(make_settings()), raise_server_exceptions=False) as c:
+        before = c.get("/readyz").json()
+        r = c.post("/v1/admin/reload", headers={"X-API-Key": "s3cret"}, json={"index": str(tmp_path / "gone")})
+        assert r.status_code == 409 and r.json()["error"]["code"] == "load_failed"
+        assert c.get("/readyz").json() == before
+        assert c.get("/v1/categories").status_code == 200
+
+
+def test_admin_is_disabled_without_a_key(make_settings: Callable[..., Settings]) -> None:
+    with TestClient(create_app(make_settings(admin_api_key=None)), raise_server_exceptions=False) as c:
+        r = c.post("/v1/admin/reload", headers={"X-API-Key": "anything"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "admin_disabled"
+
+
+def test_not_ready_without_an_index(make_settings: Callable[..., Settings]) -> None:
+    with TestClient(create_app(make_settings(index=None)), raise_server_exceptions=False) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/readyz").status_code == 503
+        r = c.get("/v1/categories")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
