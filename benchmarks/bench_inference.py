@@ -151,6 +151,29 @@ def torch_variants(ckpt: Path) -> dict[str, Runner]:
     return {"torch-eager": run(eager), "torch-channels-last": run(cl, True), "torch-jit-frozen": run(frozen)}
 
 
+def openvino_variants(ckpt: Path, threads: int) -> dict[str, Runner]:
+    """The same two ONNX files compiled by OpenVINO's CPU plugin (the `bench` extra), for comparison."""
+    try:
+        import openvino as ov
+    except ImportError:  # optional: `pip install -e '.[bench]'`; reported as not measured
+        return {}
+    from embedder.onnx_export import VARIANT_FILES
+
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+    out: dict[str, Runner] = {}
+    for variant, file in VARIANT_FILES.items():
+        compiled = core.compile_model(core.read_model(str(ckpt / file)), "CPU", config)
+        request = compiled.create_infer_request()
+        port = compiled.output(0)
+
+        def run(x: np.ndarray, request: Any = request, port: Any = port) -> Any:
+            return request.infer({0: x})[port]
+
+        out[f"openvino-{variant}"] = run
+    return out
+
+
 def measure(runners: dict[str, Runner], batch: int, size: int, *, rounds: int, calls: int) -> dict[str, list[float]]:
     """Per-call seconds for every runner; runners alternate round by round (rotated start) to share noise."""
     x = np.random.default_rng(batch).standard_normal((batch, 3, size, size)).astype(np.float32)
@@ -229,6 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="fewer rounds, no mango parity (smoke run)")
     ap.add_argument("--no-parity", action="store_true")
+    ap.add_argument("--no-openvino", action="store_true", help="skip the OpenVINO comparison")
     ap.add_argument("--mango", type=Path, default=MANGO)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -252,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         runners: dict[str, Runner] = torch_variants(ckpt)
         for name in ("onnx", "onnx-int8"):
             runners[name] = load_backend(ckpt, backend=name, threads=args.threads).embed_batch
+        if not args.no_openvino:
+            runners.update(openvino_variants(ckpt, args.threads))
         rounds = 2 if args.quick else 5
         plan = {1: 10 if args.quick else 30, 8: 2 if args.quick else 5, 32: 1 if args.quick else 2}
         times = {b: measure(runners, b, size, rounds=rounds, calls=plan[b]) for b in BATCHES}
@@ -305,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": size,
         "embed_dim": card.config.embed_dim,
         "threads": args.threads,
-        "versions": {"torch": torch.__version__, **_ort_version()},
+        "versions": {"torch": torch.__version__, **_runtime_versions()},
         "gflop_per_image": round(gflop, 4),
         "cpu": peak,
         "export_seconds": round(export_s, 1),
@@ -324,10 +350,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _ort_version() -> dict[str, str]:
-    import onnxruntime
+def _runtime_versions() -> dict[str, str]:
+    import importlib.metadata as md
 
-    return {"onnxruntime": onnxruntime.__version__}
+    out = {}
+    for dist in ("onnxruntime", "openvino"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
 
 
 def _table(r: dict[str, Any]) -> str:
