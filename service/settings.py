@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     checkpoint: Path | None = Field(default=None, description="embedder checkpoint directory")
     backend: str | None = Field(default=None, description="inference backend; default: the index's")
     torch_threads: int | None = Field(default=None, ge=1, le=64)
+    # FAISS threads per search; requests run concurrently, so one each is the right default.
+    search_threads: int = Field(default=1, ge=1, le=64)
 
     # Cache: Redis when REDIS_URL is set, otherwise an in-process LRU.
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "OUTFIT_REDIS_URL"))

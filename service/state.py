@@ -50,6 +50,7 @@ class AppState:
             queue_size=s.batch_queue_size,
             retry_after_s=s.retry_after_s,
             metrics=self.metrics,
+            search_threads=s.search_threads,
         )
         engine.batcher.start()
         return engine

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from fastapi import APIRouter, Request
 
 from service.api.deps import CacheDep, EngineDep, StateDep
@@ -17,6 +18,7 @@ from service.api.parsing import (
     unsupported,
     validate,
 )
+from service.engine import Engine
 from service.errors import InvalidInputError
 from service.recommend import check_categories, complementary, infer_category, item_categories, lookup_vectors
 from service.schemas import ComplementaryOptions, ComplementaryRequest, ComplementaryResponse, QueryInfo
@@ -42,6 +44,32 @@ MULTIPART_SCHEMA = {
 }
 
 
+def by_items(engine: Engine, req: ComplementaryRequest) -> ComplementaryResponse:
+    """Query = the normalised mean of the outfit's catalog embeddings; its categories are excluded."""
+    ids = list(dict.fromkeys(req.item_ids))
+    vectors = lookup_vectors(engine, ids)
+    cats = list(dict.fromkeys(item_categories(engine, ids)))
+    groups = complementary(engine, outfit_query_vector(vectors), query_categories=cats, query_ids=ids, options=req)
+    return ComplementaryResponse(
+        query=QueryInfo(kind="items", item_ids=ids, categories=cats, category_inferred=False),
+        groups=groups, model_version=engine.model_version, index_version=engine.index_version,
+    )
+
+
+def by_image(
+    engine: Engine, query: np.ndarray, category: str | None, opts: ComplementaryOptions, cached: bool
+) -> ComplementaryResponse:
+    inferred_from: list[str] = []
+    if not category:
+        category, inferred_from = infer_category(engine, query)
+    groups = complementary(engine, query, query_categories=[category], query_ids=[], options=opts)
+    return ComplementaryResponse(
+        query=QueryInfo(kind="image", item_ids=[], categories=[category], category_inferred=bool(inferred_from),
+                        inferred_from=inferred_from, embedding_cached=cached),
+        groups=groups, model_version=engine.model_version, index_version=engine.index_version,
+    )
+
+
 @router.post(
     "/complementary",
     response_model=ComplementaryResponse,
@@ -58,15 +86,7 @@ async def post_complementary(
         hit = await cache.get("result", key)
         if hit is not None:
             return ComplementaryResponse.model_validate_json(hit)
-        ids = list(dict.fromkeys(req.item_ids))
-        vectors = lookup_vectors(engine, ids)
-        cats = list(dict.fromkeys(item_categories(engine, ids)))
-        groups = complementary(engine, outfit_query_vector(vectors), query_categories=cats, query_ids=ids,
-                               options=req)
-        resp = ComplementaryResponse(
-            query=QueryInfo(kind="items", item_ids=ids, categories=cats, category_inferred=False),
-            groups=groups, model_version=engine.model_version, index_version=engine.index_version,
-        )
+        resp = await engine.run(by_items, engine, req)
         await cache.set(key, resp.model_dump_json().encode(), state.settings.cache_result_ttl_s)
         return resp
     if kind == "multipart/form-data":
@@ -86,19 +106,10 @@ async def post_complementary(
         category = form.get("category")
         if category is not None and not isinstance(category, str):
             raise InvalidInputError("'category' must be a text field", field="category")
+        if category:
+            check_categories(engine, [category])  # before paying for the embedding
         upload = await read_upload(files[0], label="image", max_bytes=state.settings.max_upload_bytes)
         vecs, cached = await embed_uploads([upload], engine=engine, cache=cache, limits=state.image_limits,
                                            ttl_s=state.settings.cache_embedding_ttl_s)
-        query = vecs[0]
-        inferred_from: list[str] = []
-        if category:
-            check_categories(engine, [category])
-        else:
-            category, inferred_from = infer_category(engine, query)
-        groups = complementary(engine, query, query_categories=[category], query_ids=[], options=opts)
-        return ComplementaryResponse(
-            query=QueryInfo(kind="image", item_ids=[], categories=[category], category_inferred=bool(inferred_from),
-                            inferred_from=inferred_from, embedding_cached=cached[0]),
-            groups=groups, model_version=engine.model_version, index_version=engine.index_version,
-        )
+        return await engine.run(by_image, engine, vecs[0], category or None, opts, cached[0])
     raise unsupported(request, ("application/json", "multipart/form-data"))

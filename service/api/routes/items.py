@@ -25,8 +25,8 @@ async def list_items(
     limit: Annotated[int, Query(ge=1, le=100)] = 12,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> ItemList:
-    return ItemList(category=category, seed=seed,
-                    items=sample_category(engine, category, limit=limit, seed=seed))
+    items = await engine.run(sample_category, engine, category, limit=limit, seed=seed)
+    return ItemList(category=category, seed=seed, items=items)
 
 
 @router.get("/v1/items/{item_id}", response_model=ItemOut, summary="One catalog item")

@@ -62,6 +62,34 @@ def _compatibility(engine: Engine, members: list[OutfitMember], emb: np.ndarray)
     )
 
 
+def _by_ids(engine: Engine, ids: list[str], uploads: np.ndarray | None = None) -> CompatibilityResponse:
+    """Catalog items first, then uploads (referred to as upload:<n>)."""
+    id_emb = lookup_vectors(engine, ids) if ids else np.zeros((0, engine.index.dim), dtype=np.float32)
+    cats = item_categories(engine, ids) if ids else []
+    members = [OutfitMember(ref=i, kind="item", category=c) for i, c in zip(ids, cats, strict=True)]
+    emb = id_emb
+    if uploads is not None and len(uploads):
+        members += [OutfitMember(ref=f"upload:{n}", kind="upload", category=None) for n in range(len(uploads))]
+        emb = np.concatenate([id_emb, uploads])
+    return _compatibility(engine, members, emb)
+
+
+def _fitb(engine: Engine, req: FITBRequest) -> FITBResponse:
+    outfit = lookup_vectors(engine, req.outfit)
+    candidates = list(dict.fromkeys(req.candidates))
+    overlap = sorted(set(candidates) & set(req.outfit))
+    if overlap:
+        raise InvalidInputError(f"candidates {overlap} are already in the outfit", item_ids=overlap)
+    cand = lookup_vectors(engine, candidates)
+    order, cos, dist = rank_candidates(outfit, cand)
+    ranked = [
+        FITBCandidate(**item_out(engine, candidates[j]).model_dump(), rank=r + 1, score=float(cos[j]),
+                      mean_distance=float(dist[j]))
+        for r, j in enumerate(order)
+    ]
+    return FITBResponse(outfit=list(req.outfit), ranked=ranked, model_version=engine.model_version)
+
+
 def _check_size(n: int) -> None:
     if not 2 <= n <= MAX_OUTFIT_ITEMS:
         raise InvalidInputError(f"an outfit needs 2 to {MAX_OUTFIT_ITEMS} items; got {n}", count=n)
@@ -83,10 +111,7 @@ async def post_compatibility(
         hit = await cache.get("result", key)
         if hit is not None:
             return CompatibilityResponse.model_validate_json(hit)
-        emb = lookup_vectors(engine, req.item_ids)
-        cats = item_categories(engine, req.item_ids)
-        members = [OutfitMember(ref=i, kind="item", category=c) for i, c in zip(req.item_ids, cats, strict=True)]
-        resp = _compatibility(engine, members, emb)
+        resp = await engine.run(_by_ids, engine, req.item_ids)
         await cache.set(key, resp.model_dump_json().encode(), state.settings.cache_result_ttl_s)
         return resp
     if kind == "multipart/form-data":
@@ -99,28 +124,14 @@ async def post_compatibility(
             await read_upload(f, label=f"images[{n}]", max_bytes=state.settings.max_upload_bytes)
             for n, f in enumerate(files)
         ]
-        id_emb = lookup_vectors(engine, ids) if ids else np.zeros((0, engine.index.dim), dtype=np.float32)
-        cats = item_categories(engine, ids) if ids else []
+        if ids:
+            await engine.run(lookup_vectors, engine, ids)  # unknown ids fail before any upload is embedded
         up_emb, _ = await embed_uploads(uploads, engine=engine, cache=cache, limits=state.image_limits,
                                         ttl_s=state.settings.cache_embedding_ttl_s)
-        members = [OutfitMember(ref=i, kind="item", category=c) for i, c in zip(ids, cats, strict=True)]
-        members += [OutfitMember(ref=f"upload:{n}", kind="upload", category=None) for n in range(len(uploads))]
-        return _compatibility(engine, members, np.concatenate([id_emb, up_emb]))
+        return await engine.run(_by_ids, engine, ids, up_emb)
     raise unsupported(request, ("application/json", "multipart/form-data"))
 
 
 @router.post("/fill-in-the-blank", response_model=FITBResponse, summary="Rank candidates to complete an outfit")
 async def post_fitb(req: FITBRequest, engine: EngineDep) -> FITBResponse:
-    outfit = lookup_vectors(engine, req.outfit)
-    candidates = list(dict.fromkeys(req.candidates))
-    overlap = sorted(set(candidates) & set(req.outfit))
-    if overlap:
-        raise InvalidInputError(f"candidates {overlap} are already in the outfit", item_ids=overlap)
-    cand = lookup_vectors(engine, candidates)
-    order, cos, dist = rank_candidates(outfit, cand)
-    ranked = [
-        FITBCandidate(**item_out(engine, candidates[j]).model_dump(), rank=r + 1, score=float(cos[j]),
-                      mean_distance=float(dist[j]))
-        for r, j in enumerate(order)
-    ]
-    return FITBResponse(outfit=list(req.outfit), ranked=ranked, model_version=engine.model_version)
+    return await engine.run(_fitb, engine, req)
