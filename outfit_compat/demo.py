@@ -21,6 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--items", type=int, default=2000)
     p.add_argument("--outfits", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-serve", action="store_true", help="stop after the index step instead of serving it")
+    p.add_argument("--host", default="127.0.0.1", help="where the final serve step listens")
+    p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_demo)
 
 
@@ -61,4 +64,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     results["trained (L_l+L_ss+L_pseudo)"] = trained.test
     results["index"] = demo_index(workdir, data_dir, checkpoint=trained.checkpoint, seed=args.seed)
     print(json.dumps({"data": str(data_dir), "test_nondisjoint": results}, indent=2))
+    if not args.no_serve:
+        from service.cli import serve
+
+        # Last step: serve the demo index (web page at /, API docs at /docs) until interrupted.
+        serve(host=args.host, port=args.port, index=Path(results["index"]["index"]), checkpoint=trained.checkpoint)
     return 0
