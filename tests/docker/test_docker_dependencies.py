@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tomllib
@@ -20,7 +21,7 @@ SCRIPT = "pyproject_requirements.py"
 req = load_script("pyproject_requirements")
 
 
-def pyproject() -> dict:  # type: ignore[type-arg]
+def pyproject() -> dict[str, Any]:
     return tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
 
@@ -164,7 +165,7 @@ def test_selection_keeps_file_order_and_normalises_names(tmp_path: Path) -> None
         ('[project]\ndependencies = ["==1.0"]\n', {}, "cannot read a distribution name"),
     ],
 )
-def test_selection_errors_say_what_to_fix(tmp_path: Path, body: str, kwargs: dict, message: str) -> None:  # type: ignore[type-arg]
+def test_selection_errors_say_what_to_fix(tmp_path: Path, body: str, kwargs: dict[str, Any], message: str) -> None:
     path = write_pyproject(tmp_path, body)
     with pytest.raises(req.RequirementsError, match=re.escape(message)):
         req.select_requirements(path, **kwargs)

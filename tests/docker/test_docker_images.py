@@ -15,6 +15,7 @@ from docker_files import (
     DOCKERFILES,
     DOCKERIGNORE,
     REPO,
+    Instruction,
     dockerfile_instructions,
     final_stage,
     load_script,
@@ -24,12 +25,12 @@ from docker_files import (
 health = load_script("healthcheck")
 
 
-def runtime(name: str) -> list:  # type: ignore[type-arg]
+def runtime(name: str) -> list[Instruction]:
     path = DOCKERFILES[name]
     return stage_instructions(path, final_stage(path))
 
 
-def image_file_source(instructions: list, target: str) -> str:  # type: ignore[type-arg]
+def image_file_source(instructions: list[Instruction], target: str) -> str:
     """The build-context file that a COPY of the final stage puts at `target` (which must exist)."""
     for ins in instructions:
         if ins.keyword != "COPY" or ins.args.startswith("--from"):
