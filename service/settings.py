@@ -43,7 +43,5 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_request_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
-    max_uploads_per_request: int = Field(default=20, ge=1, le=20)
 
     admin_api_key: SecretStr | None = Field(default=None, description="enables POST /v1/admin/reload")
-    cors_origins: list[str] = Field(default_factory=list)
