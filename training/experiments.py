@@ -87,7 +87,7 @@ def run_sweep(
 
 def register(sub: Any) -> None:
     p = sub.add_parser("experiment", help="run the ablation / real-photo sweeps that docs/RESULTS.md reports")
-    p.add_argument("which", choices=("ablation", "real"))
+    p.add_argument("which", choices=("ablation", "real", "diagnostics"))
     p.add_argument("--data", type=Path, help="dataset root (ablation: generated when absent)")
     p.add_argument("--out", type=Path, default=Path("artifacts/experiments"))
     p.add_argument("--results", type=Path, help="result JSON (default benchmarks/results/<which>.json)")
@@ -100,9 +100,35 @@ def register(sub: Any) -> None:
     p.set_defaults(func=cmd_experiment)
 
 
+def run_diagnostics(*, ablation: Path, results: Path) -> dict[str, Any]:
+    """Matching quality and transform strength for the ablation's trained checkpoints (seed 0)."""
+    from training.diagnostics import pseudo_triplet_quality, transform_distances
+
+    state = _load(ablation)
+    if not state["runs"]:
+        raise FileNotFoundError(f"{ablation} holds no finished runs; run `outfit-compat experiment ablation` first")
+    data = Path(state["data"])
+    out: dict[str, Any] = {}
+    for r in state["runs"]:
+        if r["seed"] != 0:
+            continue
+        ckpt = Path(r["run_dir"]) / "best"
+        out[f"{r['method']} α={r['labeled_fraction']:g}"] = {
+            "pseudo_triplets": pseudo_triplet_quality(ckpt, data),
+            "transforms": transform_distances(ckpt, data),
+        }
+    write_json(results, out)
+    return out
+
+
 def cmd_experiment(args: Any) -> int:
     import torch
 
+    if args.which == "diagnostics":
+        results = args.results or Path("benchmarks/results/diagnostics.json")
+        run_diagnostics(ablation=Path("benchmarks/results/ablation.json"), results=results)
+        print(json.dumps({"results": str(results)}))
+        return 0
     if args.which == "ablation":
         data = args.data or Path("artifacts/synth-ablation")
         meta: dict[str, Any] = {}
