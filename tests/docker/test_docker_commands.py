@@ -205,6 +205,23 @@ def published_index(synth_root: Path, random_checkpoint: Path, tmp_path_factory:
     return out
 
 
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_client() -> Iterator[Any]:
+    """The real Redis the tests share (as in tests/service); skips, saying why, when none answers."""
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as e:
+        pytest.skip(f"no Redis reachable at {TEST_REDIS_URL}: {e}")
+    yield client
+    client.close()
+
+
 @contextlib.contextmanager
 def running_api(index: Path, checkpoint: Path, prefix: str) -> Iterator[tuple[int, dict[str, str]]]:
     port = free_port()
@@ -214,7 +231,7 @@ def running_api(index: Path, checkpoint: Path, prefix: str) -> Iterator[tuple[in
         **api_env(),
         "OUTFIT_INDEX": str(index),
         "OUTFIT_CHECKPOINT": str(checkpoint),
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "REDIS_URL": TEST_REDIS_URL,
         "OUTFIT_CACHE_PREFIX": prefix,
         "UVICORN_HOST": "127.0.0.1",
         "UVICORN_PORT": str(port),
@@ -252,8 +269,12 @@ def wait_healthy(port: int, env: dict[str, str], timeout: float = 120.0) -> None
     pytest.fail(f"API on port {port} never became healthy")
 
 
-def request(port: int, path: str, *, method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=headers or {})
+def request(
+    port: int, path: str, *, method: str = "GET", headers: dict[str, str] | None = None, body: Any = None
+) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    all_headers = {**(headers or {}), **({"Content-Type": "application/json"} if data else {})}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method, headers=all_headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return int(r.status), json.loads(r.read() or b"null")
@@ -261,8 +282,13 @@ def request(port: int, path: str, *, method: str = "GET", headers: dict[str, str
         return int(e.code), json.loads(e.read() or b"null")
 
 
-def test_image_command_serves_the_index_over_http(published_index: Path, random_checkpoint: Path) -> None:
+def test_image_command_serves_the_index_over_http(
+    published_index: Path, random_checkpoint: Path, synth_root: Path, redis_client: Any
+) -> None:
+    from catalog import PolyvoreDataset
+
     prefix = f"test-docker-{uuid.uuid4().hex[:8]}:"
+    item_id = sorted(PolyvoreDataset(synth_root).items)[0]
     try:
         with running_api(published_index, random_checkpoint, prefix) as (port, env):
             wait_healthy(port, env)  # the image's HEALTHCHECK script, against the image's command
@@ -272,16 +298,16 @@ def test_image_command_serves_the_index_over_http(published_index: Path, random_
                 time.sleep(0.5)
                 status, ready = request(port, "/readyz")
             assert status == 200, ready
+            # A real query; its result lands in the Redis that REDIS_URL names, under our prefix.
+            status, body = request(port, "/v1/complementary", method="POST", body={"item_ids": [item_id]})
+            assert status == 200, body
+            assert list(redis_client.scan_iter(match=f"{prefix}*")), "the API did not use REDIS_URL's Redis"
             # The admin key compose requires is the one the service checks.
             assert request(port, "/v1/admin/reload", method="POST", headers={"X-API-Key": "wrong"})[0] == 403
             key = REQUIRED_ENV["OUTFIT_ADMIN_API_KEY"]
             status, body = request(port, "/v1/admin/reload", method="POST", headers={"X-API-Key": key})
             assert status == 200 and body["status"] == "reloaded"
     finally:
-        with contextlib.suppress(Exception):
-            import redis
-
-            client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
-            keys = list(client.scan_iter(match=f"{prefix}*"))
-            if keys:
-                client.delete(*keys)
+        keys = list(redis_client.scan_iter(match=f"{prefix}*"))
+        if keys:
+            redis_client.delete(*keys)
