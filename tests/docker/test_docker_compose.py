@@ -195,3 +195,16 @@ def test_interpolation_error_names_the_variable() -> None:
         interpolate("${not valid}", {})
     with pytest.raises(ValueError, match="nested interpolation"):
         interpolate("${A:-${B:-z}}", {})
+
+
+def test_named_volumes_are_declared_and_builds_point_at_real_dockerfiles() -> None:
+    from docker_files import REPO
+
+    model = load_compose()
+    declared = set(model["volumes"])
+    for name, svc in model["services"].items():
+        for source, _ in mounts(svc).values():
+            if not source.startswith((".", "/")):  # a bare name is a named volume, which must be declared
+                assert source in declared, f"{name}: volume {source!r} is not declared"
+        if "build" in svc:
+            assert (REPO / svc["build"]["context"] / svc["build"]["dockerfile"]).is_file(), name
