@@ -71,7 +71,14 @@ def build_index(
             raise ValueError(f"factory {factory!r} needs training vectors; the catalog is empty")
         rng = np.random.default_rng(seed)
         sample = x if len(x) <= max_train else x[np.sort(rng.choice(len(x), max_train, replace=False))]
-        index.train(_to_gpu_for_training(index, sample))
+        _train_ivf_on_gpu_if_present(index)
+        try:
+            index.train(sample)
+        except RuntimeError as e:
+            raise ValueError(
+                f"cannot train FAISS {factory!r} on {len(sample)} vectors ({str(e).splitlines()[0][-160:]}); "
+                "use a smaller factory or raise --exact-threshold so small sets are searched exactly"
+            ) from e
     if len(x):
         if ids is not None:
             index.add_with_ids(x, np.ascontiguousarray(ids, dtype=np.int64))
@@ -80,17 +87,16 @@ def build_index(
     return index
 
 
-def _to_gpu_for_training(index: faiss.Index, sample: np.ndarray) -> np.ndarray:
-    """IVF coarse quantiser training is the costly step; on a CUDA host it runs on the GPU.
+def _train_ivf_on_gpu_if_present(index: faiss.Index) -> None:
+    """IVF k-means is the costly build step; with faiss-gpu and a CUDA device it runs on the GPU(s).
 
-    Guarded: faiss-cpu has no GPU symbols and this machine has no GPU, so the sample passes through.
+    Guarded: faiss-cpu has no GPU symbols and get_num_gpus() is 0 here, so CPU training is unchanged.
+    HNSW (the default) has no GPU build in FAISS; the trained index is always saved as a CPU index.
     """
     inner = _innermost(index)
     if _gpu_available() and isinstance(inner, faiss.IndexIVF):
         log.info("training the IVF quantiser on %d GPU(s)", faiss.get_num_gpus())
-        clus = faiss.index_cpu_to_all_gpus(faiss.IndexFlatIP(inner.d))
-        inner.clustering_index = clus
-    return sample
+        inner.clustering_index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatIP(inner.d))
 
 
 def search_params(

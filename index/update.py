@@ -93,7 +93,7 @@ def _append(content: VersionContent, records: list[ItemRecord], vectors: np.ndar
     new_rows = np.arange(start, start + len(records), dtype=np.int64)
     for cat in sorted({r.category for r in records}):
         rows = all_rows[cat]
-        factory = policy.factory_for(len(rows))
+        factory = policy.category_factory_for(len(rows))
         if cat in content.category_indexes and content.factories.get(cat) == factory:
             mine = new_rows[[records[i].category == cat for i in range(len(records))]]
             content.category_indexes[cat].add_with_ids(content.vectors[mine], mine)

@@ -58,7 +58,12 @@ class IndexPolicy:
             raise ValueError("ef_search and nprobe must be positive")
 
     def factory_for(self, n: int) -> str:
+        """The global index: an explicit factory always wins, else the size rule."""
         return choose_factory(n, exact_threshold=self.exact_threshold, override=self.factory)
+
+    def category_factory_for(self, n: int) -> str:
+        """Per-category sub-indexes: small categories stay exact even when a factory is given."""
+        return "Flat" if n <= self.exact_threshold else (self.factory or choose_factory(n, exact_threshold=-1))
 
 
 @dataclass
@@ -110,7 +115,7 @@ def build_content(
     global_index = build_index(vectors, factories["global"], seed=policy.seed)
     cats: dict[str, faiss.Index] = {}
     for cat, rows in category_rows(records, np.zeros(0, dtype=np.int64)).items():
-        factories[cat] = policy.factory_for(len(rows))
+        factories[cat] = policy.category_factory_for(len(rows))
         cats[cat] = build_index(vectors[rows], factories[cat], ids=rows, seed=policy.seed)
     log.info("built %s over %d vectors + %d category indexes in %.1fs", factories["global"], len(vectors),
              len(cats), time.perf_counter() - t0)
