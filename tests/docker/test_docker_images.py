@@ -183,3 +183,15 @@ def test_build_context_keeps_what_the_wheel_and_images_need() -> None:
             needed += [str(f.relative_to(REPO)) for f in files]
     patterns = dockerignore_patterns()
     assert [rel for rel in needed if ignored(rel, patterns)] == []
+
+
+def test_gpu_torch_wheels_match_the_cuda_base() -> None:
+    """cu126 wheels on a CUDA 12.6 runtime: bumping one without the other fails here, not on a GPU host."""
+    import re
+
+    args = {i.args.split("=", 1)[0]: i.args.split("=", 1)[1] for i in dockerfile_instructions(DOCKERFILES["gpu"])
+            if i.keyword == "ARG" and "=" in i.args}
+    base = re.search(r"nvidia/cuda:(\d+)\.(\d+)", args["CUDA_IMAGE"])
+    wheels = re.search(r"/whl/cu(\d+)$", args["TORCH_INDEX_URL"])
+    assert base is not None and wheels is not None
+    assert wheels.group(1) == base.group(1) + base.group(2)
