@@ -12,10 +12,9 @@ import os
 import re
 import sys
 import tempfile
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-
-import tomllib
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 

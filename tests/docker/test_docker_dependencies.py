@@ -10,11 +10,11 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 from docker_files import DOCKERFILES, REPO, Instruction, dockerfile_instructions, load_script
 
 SCRIPT = "pyproject_requirements.py"
