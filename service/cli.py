@@ -23,18 +23,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def serve(*, host: str, port: int, log_level: str = "info", **overrides: Any) -> None:
     """Build Settings from the environment plus `overrides`, then run uvicorn until interrupted."""
-    import uvicorn
-
-    from service.app import create_app
     from service.settings import Settings
 
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    # Checked before torch and the app are imported, so a wrong path fails in a fraction of a second.
     if settings.index is None:
         raise FileNotFoundError("no index to serve: pass --index DIR or set OUTFIT_INDEX")
     if not settings.index.exists():
         raise FileNotFoundError(f"index directory {settings.index} does not exist")
     if settings.checkpoint is not None and not settings.checkpoint.exists():
         raise FileNotFoundError(f"checkpoint {settings.checkpoint} does not exist")
+    import uvicorn
+
+    from service.app import create_app
+
     app = create_app(settings)
     print(f"serving {settings.index} on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

@@ -99,25 +99,43 @@ class ServerProcess:
         self._log.close()
 
 
+def launch(index: Path, checkpoint: Path, log_dir: Path, extra_env: dict[str, str] | None = None,
+           args: list[str] | None = None) -> ServerProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTFIT_") and k != "REDIS_URL"}
+    env.update({"OUTFIT_ADMIN_API_KEY": "s3cret", "OUTFIT_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    env.update(extra_env or {})
+    srv = ServerProcess(args if args is not None else ["--index", str(index), "--checkpoint", str(checkpoint)],
+                        env, log_dir / "server.log")
+    try:
+        srv.wait_ready()
+    except RuntimeError:
+        srv.stop()
+        raise
+    return srv
+
+
 @pytest.fixture(scope="module")
 def start_server(
     service_index: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Callable[..., ServerProcess]]:
+    """Starts servers with extra settings; they stop when the module's tests are done."""
     started: list[ServerProcess] = []
 
     def start(extra_env: dict[str, str] | None = None, args: list[str] | None = None) -> ServerProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTFIT_") and k != "REDIS_URL"}
-        env.update({"OUTFIT_ADMIN_API_KEY": "s3cret", "OUTFIT_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"})
-        env.update(extra_env or {})
-        log = tmp_path_factory.mktemp("server") / "server.log"
-        srv = ServerProcess(
-            args if args is not None else ["--index", str(service_index), "--checkpoint", str(random_checkpoint)],
-            env, log,
-        )
+        srv = launch(service_index, random_checkpoint, tmp_path_factory.mktemp("server"), extra_env, args)
         started.append(srv)
-        srv.wait_ready()
         return srv
 
     yield start
     for srv in started:
         srv.stop()
+
+
+@pytest.fixture(scope="session")
+def default_server(
+    service_index: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One server with default settings, shared by the tests that do not change its configuration."""
+    srv = launch(service_index, random_checkpoint, tmp_path_factory.mktemp("server"))
+    yield srv
+    srv.stop()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +49,13 @@ def browser() -> Iterator[Any]:
 
 
 def test_upload_browse_build_outfit_and_score(
-    browser: Any, start_server: Callable[..., Any], tmp_path: Path
+    browser: Any, default_server: Any, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    srv = start_server()
+    srv = default_server
     wait = WebDriverWait(browser, 30)
     SHOTS.mkdir(parents=True, exist_ok=True)
     photo = tmp_path / "photo.jpg"

@@ -6,7 +6,6 @@ clients see. Each operation gets a bounded, derandomised number of Hypothesis ex
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import schemathesis
@@ -44,8 +43,8 @@ def _fuzz(op: Any, base_url: str, failures: list[str], calls: dict[str, int]) ->
     run()
 
 
-def test_no_server_errors(start_server: Callable[..., Any]) -> None:
-    srv = start_server()
+def test_no_server_errors(default_server: Any) -> None:
+    srv = default_server
     schema = schemathesis.openapi.from_url(srv.url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 12

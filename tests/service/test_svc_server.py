@@ -196,9 +196,9 @@ def test_full_queue_answers_503_with_retry_after(start_server: Callable[..., Any
 
 
 def test_serve_refuses_a_missing_index(tmp_path: Path) -> None:
-    import subprocess
-    import sys
+    from service.cli import serve
 
-    r = subprocess.run([sys.executable, "-m", "outfit_compat", "serve", "--index", str(tmp_path / "none")],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2 and "does not exist" in r.stderr
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        serve(host="127.0.0.1", port=1, index=tmp_path / "none")
+    with pytest.raises(FileNotFoundError, match="checkpoint .* does not exist"):
+        serve(host="127.0.0.1", port=1, index=tmp_path, checkpoint=tmp_path / "no-ckpt")
