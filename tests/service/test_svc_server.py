@@ -200,5 +200,5 @@ def test_serve_refuses_a_missing_index(tmp_path: Path) -> None:
 
     with pytest.raises(FileNotFoundError, match="does not exist"):
         serve(host="127.0.0.1", port=1, index=tmp_path / "none")
-    with pytest.raises(FileNotFoundError, match="checkpoint .* does not exist"):
+    with pytest.raises(FileNotFoundError, match=r"checkpoint .* does not exist"):
         serve(host="127.0.0.1", port=1, index=tmp_path, checkpoint=tmp_path / "no-ckpt")
