@@ -74,5 +74,6 @@ def parity_report(
         "embedding_mean_pairwise_cosine": spread(fp32),
         "metrics": {"fp32": m_fp32, "int8": m_int8},
         "int8_minus_fp32_points": delta,
-        "within_1_point": bool(abs(delta["fitb"]) <= METRIC_BOUND_POINTS and abs(delta["auc"]) <= METRIC_BOUND_POINTS),
+        # The epsilon absorbs float noise: 2 of 200 answers flipped is exactly 1 point, which is within.
+        "within_1_point": bool(max(abs(delta["fitb"]), abs(delta["auc"])) <= METRIC_BOUND_POINTS + 1e-9),
     }
