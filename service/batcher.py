@@ -75,19 +75,23 @@ class MicroBatcher:
         """(3, S, S) float32 images -> (n, d) embeddings; all-or-nothing admission to the queue."""
         if self._worker is None or self._wakeup is None or self._closing:
             raise RuntimeError("MicroBatcher is not running")
-        if len(self._pending) + len(images) > self.queue_size:
-            if self.metrics is not None:
-                self.metrics.rejected.inc(len(images))
-            raise OverloadedError(
-                f"embedding queue is full ({len(self._pending)}/{self.queue_size} images waiting); retry shortly",
-                retry_after_s=self.retry_after_s,
-            )
+        self.check_room(len(images))
         loop = asyncio.get_running_loop()
         jobs = [_Job(im, loop.create_future()) for im in images]
         self._pending.extend(jobs)
         self._set_depth()
         self._wakeup.set()
         return np.stack(await asyncio.gather(*(j.future for j in jobs)))
+
+    def check_room(self, n: int) -> None:
+        """Raise OverloadedError now if n more images do not fit (callers check before decoding, too)."""
+        if len(self._pending) + n > self.queue_size:
+            if self.metrics is not None:
+                self.metrics.rejected.inc(n)
+            raise OverloadedError(
+                f"embedding queue is full ({len(self._pending)}/{self.queue_size} images waiting); retry shortly",
+                retry_after_s=self.retry_after_s,
+            )
 
     async def embed(self, image: np.ndarray) -> np.ndarray:
         return (await self.embed_many([image]))[0]

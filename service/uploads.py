@@ -78,6 +78,9 @@ async def embed_uploads(
         else:
             todo.append(i)
     if todo:
+        # Refuse before decoding when the queue is full: an overloaded server should not burn CPU on work
+        # it will reject. (embed_many checks again: the queue may fill while we decode.)
+        engine.batcher.check_room(len(todo))
         # Decoding is CPU work: keep it off the event loop (and fail before queueing anything).
         inputs = [
             await run_in_threadpool(decode_to_input, uploads[i], limits=limits, preprocess=engine.preprocess)
