@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 from index_helpers import Publish
 
 IDENTITY = {"model_version": "abcdef0123456789", "checkpoint_sha256": "ab" * 32, "backend": "torch"}
+
+
+@pytest.fixture(autouse=True)
+def single_threaded_math() -> Iterator[None]:
+    """Index tests embed and search tiny batches; on a busy 2-core machine two OpenMP threads spin-wait
+    on each other (7x slower here), so torch and FAISS run single-threaded here and are restored after."""
+    import faiss
+    import torch
+
+    before = torch.get_num_threads(), faiss.omp_get_max_threads()
+    torch.set_num_threads(1)
+    faiss.omp_set_num_threads(1)
+    yield
+    torch.set_num_threads(before[0])
+    faiss.omp_set_num_threads(before[1])
 
 
 @pytest.fixture
