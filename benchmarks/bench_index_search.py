@@ -157,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pipeline-max", type=int, default=100_000, help="largest size also run through the artifact")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="20k vectors only (a smoke run)")
+    ap.add_argument("--merge", action="store_true", help="keep other sizes already in the results file")
     args = ap.parse_args(argv)
     sizes = [20_000] if args.quick else args.sizes
     results: dict[str, Any] = {
@@ -178,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "sizes": {},
     }
+    if args.merge and RESULTS.is_file():
+        results["sizes"] = json.loads(RESULTS.read_text(encoding="utf-8")).get("sizes", {})
     for n in sizes:
         print(f"n={n}: generating", flush=True)
         allv = synthetic_vectors(n + args.queries, args.dim, seed=args.seed)
@@ -188,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         if n <= args.pipeline_max:
             print(f"n={n}: published artifact", flush=True)
             entry["artifact"] = bench_pipeline(vectors, queries, args.singles, threads)
+        entry["threads"] = {"build": args.threads, "search": args.search_threads}
         results["sizes"][str(n)] = entry
         write_results(results)  # partial results survive an interrupted 1M run
         print(json.dumps({str(n): entry}, indent=2), flush=True)
