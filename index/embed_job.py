@@ -184,7 +184,7 @@ def embed_catalog(
                                 "message": msg})
             bar.update(len(positions) + len(bad))
             last = min((current + 1) * config.chunk_size, len(items)) - 1
-            if _max(positions, bad) == last:  # the chunk's final batch (batches arrive in order)
+            if _last_position(positions, bad) == last:  # the chunk's final batch (batches arrive in order)
                 _write_chunk(chunk_path(work_dir, current), pos, vecs, rejects, dim)
                 written += 1
                 if on_chunk is not None:
@@ -194,7 +194,7 @@ def embed_catalog(
     return EmbedStats(embedded, len(mine) - len(todo), written, time.perf_counter() - t0)
 
 
-def _max(positions: list[int], bad: list[tuple[int, str, str]]) -> int:
+def _last_position(positions: list[int], bad: list[tuple[int, str, str]]) -> int:
     return max([*positions, *(i for i, _, _ in bad)], default=-1)
 
 
