@@ -75,3 +75,28 @@ def test_not_ready_without_an_index(make_settings: Callable[..., Settings]) -> N
         assert c.get("/readyz").status_code == 503
         r = c.get("/v1/categories")
         assert r.status_code == 503 and r.json()["error"]["code"] == "not_ready"
+
+
+def test_calibration_from_the_checkpoint_drives_the_score(
+    make_settings: Callable[..., Settings], random_checkpoint: Path, tmp_path: Path
+) -> None:
+    """Same weights (so the same model_version and index), plus a fitted calibration in the card."""
+    import numpy as np
+
+    from embedder import load_embedder
+    from embedder.calibration import Calibration
+
+    model, card = load_embedder(random_checkpoint)
+    cal = Calibration(slope=-9.0, intercept=2.5, fitted_on="valid nondisjoint", n_examples=100, auc=0.7)
+    calibrated = tmp_path / "calibrated"
+    new_card = save_checkpoint(model, calibrated, training_config={}, extra={"calibration": cal.to_dict()})
+    assert new_card.model_version == card.model_version
+    with TestClient(create_app(make_settings(checkpoint=calibrated)), raise_server_exceptions=False) as c:
+        assert c.get("/readyz").json()["calibrated"] is True
+        engine = c.app.state.service.engine
+        probe = np.zeros((1, engine.index.dim), dtype=np.float32)
+        probe[0, 0] = 1.0
+        ids = [h.item_id for h in engine.index.search(probe, k=3)[0]]
+        body = c.post("/v1/compatibility", json={"item_ids": ids}).json()
+        assert body["calibrated"] is True and body["calibration"] == "valid nondisjoint"
+        assert body["score"] == pytest.approx(cal.probability(body["mean_distance"]), abs=1e-9)
