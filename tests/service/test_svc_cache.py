@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 from redis_support import count_prefix, delete_prefix, new_prefix, redis_or_skip
 from tcp_proxy import TcpProxy
@@ -135,3 +137,32 @@ def test_unreachable_redis_never_raises() -> None:
 
     asyncio.run(run())
     assert metrics.registry.get_sample_value("outfit_redis_up") == 0.0
+
+
+def test_app_keys_uploads_by_content_hash_and_model_version(make_settings: Any, redis_prefix: str) -> None:
+    import hashlib
+
+    import image_corpus
+    import redis
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    settings = make_settings(redis_url=redis_or_skip(), cache_prefix=redis_prefix, cache_embedding_ttl_s=300,
+                             cache_result_ttl_s=60)
+    photo = image_corpus.jpeg_bytes((40, 52))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        engine = c.app.state.service.engine
+        r = c.post("/v1/embed", files={"image": ("a.jpg", photo, "image/jpeg")})
+        assert r.status_code == 200 and r.json()["cached"] is False
+    client = redis.Redis.from_url(redis_or_skip())
+    key = f"{redis_prefix}emb:{engine.model_version}:{hashlib.sha256(photo).hexdigest()}"
+    assert client.exists(key) and 250 < int(client.ttl(key)) <= 300
+    assert len(client.get(key) or b"") == 4 * engine.index.dim  # float32 vector
+    # A new app process (empty local cache) finds the embedding in Redis.
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
+        assert c.post("/v1/embed", files={"image": ("b.jpg", photo, "image/jpeg")}).json()["cached"] is True
+        ids = [h.item_id for h in engine.index.search(np.eye(1, engine.index.dim, dtype=np.float32), k=3)[0]]
+        assert c.post("/v1/compatibility", json={"item_ids": ids}).status_code == 200
+    result_keys = list(client.scan_iter(match=f"{redis_prefix}res:compatibility:{engine.cache_scope}:*"))
+    assert len(result_keys) == 1 and 0 < int(client.ttl(result_keys[0])) <= 60
