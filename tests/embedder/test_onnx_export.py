@@ -198,3 +198,13 @@ def test_backend_compatibility_covers_every_backend_and_rejects_unknown_names() 
         check_backend_compatible("openvino", "torch")
     with pytest.raises(BackendMismatchError, match="unknown serving backend ''"):
         check_backend_compatible("torch", "")
+
+
+@pytest.mark.mango
+def test_onnx_matches_torch_on_real_photos(exported: Path, mango_root: Path) -> None:
+    paths = sorted((mango_root / "images").glob("*.jpg"))[::250][:32]
+    images = [load_image_file(p) for p in paths]
+    ref = embed_pil(load_backend(exported, backend="torch"), images, batch_size=16)
+    got = embed_pil(load_backend(exported, backend="onnx", threads=1), images, batch_size=16)
+    assert len(images) == 32
+    assert row_cosines(ref, got).min() >= FP32_MIN_COSINE

@@ -158,3 +158,17 @@ def test_cli_reports_stale_export_without_traceback(
     (ckpt / "model_card.json").write_text(json.dumps(card))
     assert main(["export", str(ckpt), "--int8", "--data", quantized[1], "--reuse-fp32"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+@pytest.mark.mango
+@pytest.mark.slow
+def test_int8_calibrated_on_real_photos_keeps_parity(
+    quantized: tuple[Path, str], mango_root: Path, tmp_path: Path
+) -> None:
+    ckpt = tmp_path / "ck"
+    shutil.copytree(quantized[0], ckpt)
+    info = quantize_int8(
+        ckpt, dataset_root=mango_root, config=QuantizeConfig(calibration_images=128, parity_images=128)
+    )
+    assert info.quantization["dataset"] == str(mango_root.resolve())
+    assert info.parity["n"] == 128 and info.parity["mean_cosine"] >= 0.99
