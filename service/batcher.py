@@ -73,8 +73,12 @@ class MicroBatcher:
 
     async def embed_many(self, images: list[np.ndarray]) -> np.ndarray:
         """(3, S, S) float32 images -> (n, d) embeddings; all-or-nothing admission to the queue."""
-        if self._worker is None or self._wakeup is None or self._closing:
-            raise RuntimeError("MicroBatcher is not running")
+        if self._closing:
+            # A request that took this engine just before a reload swapped it out: finish it on the old
+            # model, unbatched, rather than failing it.
+            return await asyncio.get_running_loop().run_in_executor(None, self.embed_fn, np.stack(images))
+        if self._worker is None or self._wakeup is None:
+            raise RuntimeError("MicroBatcher is not running: call start() first")
         self.check_room(len(images))
         loop = asyncio.get_running_loop()
         jobs = [_Job(im, loop.create_future()) for im in images]
@@ -142,7 +146,7 @@ class MicroBatcher:
                     j.future.set_result(row)
 
     async def close(self) -> None:
-        """Stop accepting work, finish what is queued, then stop the worker thread."""
+        """Finish what is queued, then stop the worker thread; later calls are embedded unbatched."""
         self._closing = True
         if self._wakeup is not None:
             self._wakeup.set()

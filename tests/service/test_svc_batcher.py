@@ -90,20 +90,23 @@ def test_full_queue_rejects_at_once_with_retry_after() -> None:
     assert metrics.registry.get_sample_value("outfit_embed_rejected_total") == 1.0
 
 
-def test_close_finishes_queued_work_then_refuses_new_work() -> None:
+def test_close_finishes_queued_work_and_late_requests_still_answer() -> None:
     model = RecordingModel(delay_s=0.01)
 
     async def run() -> None:
         b = MicroBatcher(model, max_batch=2, max_wait_s=0.0, queue_size=16)
+        with pytest.raises(RuntimeError, match="start"):
+            await b.embed(_img(0.0))  # never started
         b.start()
         pending = asyncio.ensure_future(asyncio.gather(*(b.embed(_img(float(i))) for i in range(6))))
         await asyncio.sleep(0)
         await b.close()
         assert len(await pending) == 6
-        with pytest.raises(RuntimeError, match="not running"):
-            await b.embed(_img(0.0))
+        # A request holding an engine that a reload just retired still gets its embedding.
+        assert float((await b.embed(_img(2.0)))[0]) == 24.0
 
     asyncio.run(run())
+    assert sum(model.batches) == 7
 
 
 def test_model_errors_reach_every_waiting_request() -> None:

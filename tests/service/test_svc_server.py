@@ -153,11 +153,17 @@ def test_reload_swaps_index_while_serving(redis_server: tuple[Any, TcpProxy, str
 
     def hammer() -> None:
         with httpx.Client(base_url=srv.url, timeout=30) as c:
+            n = 0
             while not stop.is_set():
                 statuses.append(c.post("/v1/complementary", json={"item_ids": query, "k": 5}).status_code)
+                n += 1  # uploads in flight across the swap finish on the old model
+                statuses.append(c.post("/v1/embed", files={"image": ("u.jpg", _photo(7000 + n), "image/jpeg")})
+                                .status_code)
 
-    t = threading.Thread(target=hammer)
-    t.start()
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+
+    for t in threads:
+        t.start()
     try:
         time.sleep(0.3)
         assert httpx.post(srv.url + "/v1/admin/reload").status_code == 401
@@ -167,7 +173,8 @@ def test_reload_swaps_index_while_serving(redis_server: tuple[Any, TcpProxy, str
         time.sleep(0.3)
     finally:
         stop.set()
-        t.join()
+        for t in threads:
+            t.join()
     assert statuses and set(statuses) == {200}
     new = httpx.get(srv.url + "/readyz").json()
     assert new["index_version"] != old["index_version"] and new["items"] == len(keep)
