@@ -1,13 +1,15 @@
-"""Inference backends behind one interface, chosen by setting: `torch`, `onnx`, `onnx-int8`.
+"""Inference backends behind one interface, chosen by setting: `torch`, `onnx`, `onnx-int8`, `openvino`,
+`openvino-int8`.
 
 The index job and the service embed through `load_backend`, and the index manifest records the backend
 name so an index is only served by a compatible backend (`check_backend_compatible`, docs/PERFORMANCE.md).
-`onnx` / `onnx-int8` run the verified exports beside the checkpoint (`outfit-compat export`) on
-ONNX Runtime's CPU provider.
+`onnx*` and `openvino*` run the same verified exports beside the checkpoint (`outfit-compat export`) on
+ONNX Runtime's CPU provider or OpenVINO's CPU plugin (the faster one here, docs/PERFORMANCE.md).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,12 +23,19 @@ from embedder.config import PreprocessConfig
 from embedder.model import Embedder
 from embedder.preprocess import normalize_array, preprocess_batch, resize_square
 
-BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 # Backends whose embeddings are interchangeable inside one index. torch and the fp32 export agree to
 # cosine >= 0.999 per item (checked at export), so they share a family; int8 is a different numeric
 # model (cosine ~0.99 to fp32), and mixing it with fp32 would bias every query-to-item distance.
-BACKEND_FAMILY: dict[str, str] = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8"}
-ONNX_VARIANT: dict[str, str] = {"onnx": "fp32", "onnx-int8": "int8"}
+# The two runtimes execute the same QDQ int8 graph (cosine ≥ 0.999 to each other), so they share a family.
+BACKEND_FAMILY: dict[str, str] = {
+    "torch": "fp32",
+    "onnx": "fp32",
+    "openvino": "fp32",
+    "onnx-int8": "int8",
+    "openvino-int8": "int8",
+}
+ONNX_VARIANT: dict[str, str] = {"onnx": "fp32", "onnx-int8": "int8", "openvino": "fp32", "openvino-int8": "int8"}
 
 
 class BackendMismatchError(ValueError):
@@ -36,7 +45,8 @@ class BackendMismatchError(ValueError):
 def check_backend_compatible(index_backend: str, serving_backend: str) -> None:
     """Raise unless queries embedded by `serving_backend` may be searched in an index built by `index_backend`.
 
-    Rule: both names are known and belong to the same numeric family (fp32: torch, onnx; int8: onnx-int8).
+    Rule: both names are known and belong to the same numeric family (fp32: torch, onnx, openvino;
+    int8: onnx-int8, openvino-int8).
     The index manifest's model_version must also equal the serving checkpoint's; that is checked separately.
     """
     for role, name in (("index", index_backend), ("serving", serving_backend)):
@@ -120,6 +130,43 @@ def onnx_session(path: Path, *, threads: int | None = None) -> Any:
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
+class OpenVinoBackend:
+    """OpenVINO CPU-plugin inference of a verified export; one infer request, serialised by a lock."""
+
+    def __init__(self, compiled: Any, card: ModelCard, *, name: str) -> None:
+        self.card = card
+        self.name = name
+        self._request = compiled.create_infer_request()
+        self._port = compiled.output(0)
+        self._lock = threading.Lock()
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return self.card.config.preprocess
+
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        size = self.preprocess.image_size
+        if x.ndim != 4 or x.shape[1:] != (3, size, size):
+            raise ValueError(f"expected a (N, 3, {size}, {size}) batch, got {x.shape}")
+        with self._lock:
+            # Copy: the request reuses its output buffer on the next call.
+            return np.array(self._request.infer({0: x})[self._port], dtype=np.float32, copy=True)
+
+
+def openvino_compiled(path: Path, *, threads: int | None = None) -> Any:
+    """Compile for the CPU plugin: latency hint, fp32 wherever the graph is not int8 (no implicit bf16)."""
+    import openvino as ov
+
+    core = ov.Core()
+    config = {
+        "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
+    return core.compile_model(core.read_model(str(path)), "CPU", config)
+
+
 def embed_one(backend: EmbeddingBackend, image: Image.Image) -> np.ndarray:
     """The upload fast path: one RGB PIL image -> (d,) normalised embedding, no torch tensors involved."""
     cfg = backend.preprocess
@@ -145,7 +192,7 @@ def load_backend(
 
     ONNX backends verify the weights against the card and the export against the weights, so a stale
     export (re-trained checkpoint, old model.onnx) raises ExportError naming the command that fixes it.
-    `threads` sets ONNX Runtime's intra-op pool (default: torch's thread count).
+    `threads` sets the ONNX Runtime / OpenVINO thread pool (default: torch's thread count).
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
@@ -158,6 +205,8 @@ def load_backend(
 
     card = verified_card(checkpoint)
     path, info = verify_export(checkpoint, ONNX_VARIANT[backend], card)
+    if backend.startswith("openvino"):
+        return OpenVinoBackend(openvino_compiled(path, threads=threads), card, name=backend)
     session = onnx_session(path, threads=threads)
     return OnnxBackend(session, card, name=backend, input_name=info.input_name, output_name=info.output_name)
 

@@ -69,38 +69,47 @@ def test_export_writes_model_and_sidecar_tied_to_the_weights(exported: Path) -> 
     assert json.loads((exported / "model_card.json").read_text())["weights_sha256"] == card.weights_sha256
 
 
-def test_onnx_matches_torch_per_item_on_real_preprocessed_images(exported: Path, synth_root: Path) -> None:
+FP32_EXPORT_BACKENDS = ("onnx", "openvino")
+
+
+@pytest.mark.parametrize("name", FP32_EXPORT_BACKENDS)
+def test_export_matches_torch_per_item_on_real_preprocessed_images(exported: Path, synth_root: Path, name: str) -> None:
     images = synth_images(synth_root, 40)
     ref = embed_pil(load_backend(exported, backend="torch"), images, batch_size=16)
-    onnx = load_backend(exported, backend="onnx", threads=1)
-    got = embed_pil(onnx, images, batch_size=16)
-    assert onnx.name == "onnx" and got.dtype == np.float32 and got.shape == ref.shape
+    backend = load_backend(exported, backend=name, threads=1)
+    got = embed_pil(backend, images, batch_size=16)
+    assert backend.name == name and got.dtype == np.float32 and got.shape == ref.shape
     assert row_cosines(ref, got).min() >= FP32_MIN_COSINE
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", FP32_EXPORT_BACKENDS)
 @pytest.mark.parametrize("batch", [1, 3, 17])
-def test_batch_axis_is_dynamic(exported: Path, batch: int) -> None:
+def test_batch_axis_is_dynamic(exported: Path, batch: int, name: str) -> None:
     size = load_backend(exported, backend="onnx").preprocess.image_size
     x = np.random.default_rng(batch).standard_normal((batch, 3, size, size)).astype(np.float32)
     model, _ = load_embedder(exported)
     with torch.inference_mode():
         ref = model(torch.from_numpy(x), normalize=True).numpy()
-    got = load_backend(exported, backend="onnx", threads=1).embed_batch(x)
-    assert got.shape == ref.shape
+    backend = load_backend(exported, backend=name, threads=1)
+    got = backend.embed_batch(x)
+    again = backend.embed_batch(x[:1])  # a later call must not overwrite an earlier result
+    assert got.shape == ref.shape and again.shape == (1, ref.shape[1])
     assert row_cosines(ref, got).min() >= FP32_MIN_COSINE
 
 
-def test_embed_one_fast_path_equals_batched_path(exported: Path, synth_root: Path) -> None:
-    backend = load_backend(exported, backend="onnx", threads=1)
+@pytest.mark.parametrize("name", FP32_EXPORT_BACKENDS)
+def test_embed_one_fast_path_equals_batched_path(exported: Path, synth_root: Path, name: str) -> None:
+    backend = load_backend(exported, backend=name, threads=1)
     images = synth_images(synth_root, 3)
     batched = embed_pil(backend, images)
     for k, img in enumerate(images):
         np.testing.assert_allclose(embed_one(backend, img), batched[k], atol=1e-5)
 
 
-def test_wrong_input_shape_is_refused(exported: Path) -> None:
-    backend = load_backend(exported, backend="onnx")
+@pytest.mark.parametrize("name", FP32_EXPORT_BACKENDS)
+def test_wrong_input_shape_is_refused(exported: Path, name: str) -> None:
+    backend = load_backend(exported, backend=name)
     with pytest.raises(ValueError, match=r"expected a \(N, 3, 64, 64\) batch"):
         backend.embed_batch(np.zeros((2, 3, 32, 32), dtype=np.float32))
 
@@ -110,9 +119,12 @@ def test_missing_export_says_how_to_create_it(random_checkpoint: Path) -> None:
         load_backend(random_checkpoint, backend="onnx")
     with pytest.raises(ExportError, match="--int8 --data"):
         load_backend(random_checkpoint, backend="onnx-int8")
+    with pytest.raises(ExportError, match="--int8 --data"):
+        load_backend(random_checkpoint, backend="openvino-int8")
 
 
-def test_stale_export_after_retraining_is_refused(exported: Path, scratch: Path) -> None:
+@pytest.mark.parametrize("name", FP32_EXPORT_BACKENDS)
+def test_stale_export_after_retraining_is_refused(exported: Path, scratch: Path, name: str) -> None:
     _, card = load_embedder(scratch)
     torch.manual_seed(123)
     save_checkpoint(build_embedder(card.config), scratch)  # a re-trained model in the same directory
@@ -120,14 +132,15 @@ def test_stale_export_after_retraining_is_refused(exported: Path, scratch: Path)
     shutil.copy(old, variant_path(scratch, "fp32"))  # ...next to the previous model's export
     shutil.copy(sidecar_path(old), sidecar_path(variant_path(scratch, "fp32")))
     with pytest.raises(ExportError, match="stale"):
-        load_backend(scratch, backend="onnx")
+        load_backend(scratch, backend=name)
 
 
-def test_corrupt_onnx_file_is_refused(scratch: Path) -> None:
+@pytest.mark.parametrize("name", FP32_EXPORT_BACKENDS)
+def test_corrupt_onnx_file_is_refused(scratch: Path, name: str) -> None:
     with variant_path(scratch, "fp32").open("ab") as f:
         f.write(b"\0")
     with pytest.raises(ExportError, match="sha256"):
-        load_backend(scratch, backend="onnx")
+        load_backend(scratch, backend=name)
 
 
 def test_replaced_weights_are_refused_even_with_a_matching_sidecar(scratch: Path) -> None:
@@ -164,6 +177,8 @@ def test_unknown_backend_and_gpu_onnx_are_refused(exported: Path) -> None:
         load_backend(exported, backend="tensorrt")
     with pytest.raises(ValueError, match="CPU only"):
         load_backend(exported, backend="onnx", device="cuda")
+    with pytest.raises(ValueError, match="CPU only"):
+        load_backend(exported, backend="openvino", device="cuda")
 
 
 def test_unknown_variant_is_refused(exported: Path) -> None:
@@ -178,6 +193,10 @@ def test_unknown_variant_is_refused(exported: Path) -> None:
         ("torch", "onnx", True),
         ("onnx", "torch", True),
         ("onnx-int8", "onnx-int8", True),
+        ("openvino", "torch", True),
+        ("onnx-int8", "openvino-int8", True),
+        ("openvino-int8", "onnx-int8", True),
+        ("openvino-int8", "openvino", False),
         ("torch", "onnx-int8", False),
         ("onnx-int8", "onnx", False),
         ("onnx-int8", "torch", False),
@@ -194,8 +213,8 @@ def test_backend_compatibility_rule(index: str, serving: str, ok: bool) -> None:
 def test_backend_compatibility_covers_every_backend_and_rejects_unknown_names() -> None:
     for name in BACKENDS:
         check_backend_compatible(name, name)
-    with pytest.raises(BackendMismatchError, match="unknown index backend 'openvino'"):
-        check_backend_compatible("openvino", "torch")
+    with pytest.raises(BackendMismatchError, match="unknown index backend 'tensorrt'"):
+        check_backend_compatible("tensorrt", "torch")
     with pytest.raises(BackendMismatchError, match="unknown serving backend ''"):
         check_backend_compatible("torch", "")
 

@@ -23,6 +23,7 @@ from training.metrics import evaluate_split
 
 # Issue 7's accuracy bound: int8 FITB and AUC within 1 point of fp32.
 METRIC_TOLERANCE = 0.01
+INT8_BACKENDS = ("onnx-int8", "openvino-int8")
 
 
 @pytest.fixture(scope="module")
@@ -80,22 +81,34 @@ def test_split_embeddings(quantized: tuple[Path, str]) -> dict[str, tuple[list[s
     images = [load_image_file(ds.image_path(i)) for i in ids]
     return {
         name: (ids, embed_pil(load_backend(ckpt, backend=name, threads=1), images, batch_size=32))
-        for name in ("onnx", "onnx-int8")
+        for name in ("onnx", "onnx-int8", "openvino-int8")
     }
 
 
-def test_int8_per_item_cosine_to_fp32(test_split_embeddings: dict[str, tuple[list[str], np.ndarray]]) -> None:
+@pytest.mark.parametrize("name", INT8_BACKENDS)
+def test_int8_per_item_cosine_to_fp32(
+    test_split_embeddings: dict[str, tuple[list[str], np.ndarray]], name: str
+) -> None:
     _, fp32 = test_split_embeddings["onnx"]
-    _, int8 = test_split_embeddings["onnx-int8"]
+    _, int8 = test_split_embeddings[name]
     cos = row_cosines(fp32, int8)
     assert cos.min() >= 0.98 and cos.mean() >= 0.99
 
 
-def test_int8_keeps_nearest_neighbour_ranking(
+def test_both_runtimes_run_the_same_int8_model(
     test_split_embeddings: dict[str, tuple[list[str], np.ndarray]],
 ) -> None:
+    _, ort_int8 = test_split_embeddings["onnx-int8"]
+    _, ov_int8 = test_split_embeddings["openvino-int8"]
+    assert row_cosines(ort_int8, ov_int8).min() >= 0.999
+
+
+@pytest.mark.parametrize("name", INT8_BACKENDS)
+def test_int8_keeps_nearest_neighbour_ranking(
+    test_split_embeddings: dict[str, tuple[list[str], np.ndarray]], name: str
+) -> None:
     _, fp32 = test_split_embeddings["onnx"]
-    _, int8 = test_split_embeddings["onnx-int8"]
+    _, int8 = test_split_embeddings[name]
     k = 10
     top_fp32 = np.argsort(-(fp32 @ fp32.T), axis=1)[:, 1 : k + 1]
     top_int8 = np.argsort(-(int8 @ int8.T), axis=1)[:, 1 : k + 1]
@@ -103,12 +116,13 @@ def test_int8_keeps_nearest_neighbour_ranking(
     assert overlap >= 0.8
 
 
+@pytest.mark.parametrize("name", INT8_BACKENDS)
 def test_int8_fitb_and_auc_within_one_point_of_fp32(
-    quantized: tuple[Path, str], test_split_embeddings: dict[str, tuple[list[str], np.ndarray]]
+    quantized: tuple[Path, str], test_split_embeddings: dict[str, tuple[list[str], np.ndarray]], name: str
 ) -> None:
     split = PolyvoreDataset(quantized[1]).split("test")
     fp32 = evaluate_split(split, *test_split_embeddings["onnx"])
-    int8 = evaluate_split(split, *test_split_embeddings["onnx-int8"])
+    int8 = evaluate_split(split, *test_split_embeddings[name])
     # This small test split has ~30 FITB questions, so one flipped answer is ~3 points; allow one flip.
     # A random-init model puts all items within cosine ~0.97 of each other, so its near-tied answers
     # are the worst case for quantisation noise. The 1-point bound proper is checked at benchmark scale
