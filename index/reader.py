@@ -14,7 +14,7 @@ import faiss
 import numpy as np
 
 from index.errors import IndexArtifactError
-from index.faiss_ops import exclusion_selector, read_index, search_params
+from index.faiss_ops import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, exclusion_selector, read_index, search_params
 from index.layout import GLOBAL_INDEX_FILE, STORE_FILE, VECTORS_FILE, resolve_version_dir
 from index.manifest import check_compatible, read_manifest, verify_files
 from index.store import ItemRecord, ItemStore
@@ -37,8 +37,8 @@ class CatalogIndex:
         self.version = str(manifest["version"])
         self.count = int(manifest["count"])
         self.dim = int(manifest["embed_dim"])
-        self.ef_search = int(manifest.get("search", {}).get("ef_search", 128))
-        self.nprobe = int(manifest.get("search", {}).get("nprobe", 16))
+        self.ef_search = int(manifest.get("search", {}).get("ef_search", DEFAULT_EF_SEARCH))
+        self.nprobe = int(manifest.get("search", {}).get("nprobe", DEFAULT_NPROBE))
         self._global = read_index(version_dir / GLOBAL_INDEX_FILE)
         self._by_category: dict[str, faiss.Index] = {
             cat: read_index(version_dir / rel) for cat, rel in manifest.get("category_files", {}).items()

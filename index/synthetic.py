@@ -3,7 +3,7 @@
 Uniform random vectors in 64-d have no neighbourhood structure at all (every point is nearly equidistant),
 which no trained embedding looks like. A mixture of overlapping clusters is. With the default spread
 (noise norm 1.5x the centre's) a point's cosine to its own centre is only ~0.55, a deliberately hard case:
-HNSW32 needs efSearch 128 for recall@10 ~0.97 at 100k (docs/INDEX.md).
+HNSW32 needs efSearch 256 for recall@10 >= 0.95 at 1M (docs/INDEX.md).
 """
 
 from __future__ import annotations

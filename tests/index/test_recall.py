@@ -1,4 +1,4 @@
-"""The approximate index at its documented setting (HNSW32, efSearch 128) against exact search."""
+"""The approximate index at its documented setting (HNSW32, efSearch 256) against exact search."""
 
 from __future__ import annotations
 
