@@ -151,29 +151,6 @@ def torch_variants(ckpt: Path) -> dict[str, Runner]:
     return {"torch-eager": run(eager), "torch-channels-last": run(cl, True), "torch-jit-frozen": run(frozen)}
 
 
-def openvino_variants(ckpt: Path, threads: int) -> dict[str, Runner]:
-    """The same two ONNX files compiled by OpenVINO's CPU plugin (the `bench` extra), for comparison."""
-    try:
-        import openvino as ov
-    except ImportError:  # optional: `pip install -e '.[bench]'`; reported as not measured
-        return {}
-    from embedder.onnx_export import VARIANT_FILES
-
-    core = ov.Core()
-    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
-    out: dict[str, Runner] = {}
-    for variant, file in VARIANT_FILES.items():
-        compiled = core.compile_model(core.read_model(str(ckpt / file)), "CPU", config)
-        request = compiled.create_infer_request()
-        port = compiled.output(0)
-
-        def run(x: np.ndarray, request: Any = request, port: Any = port) -> Any:
-            return request.infer({0: x})[port]
-
-        out[f"openvino-{variant}"] = run
-    return out
-
-
 def measure(runners: dict[str, Runner], batch: int, size: int, *, rounds: int, calls: int) -> dict[str, list[float]]:
     """Per-call seconds for every runner; runners alternate round by round (rotated start) to share noise."""
     x = np.random.default_rng(batch).standard_normal((batch, 3, size, size)).astype(np.float32)
@@ -215,7 +192,7 @@ def upload_fast_path(ckpt: Path, image_path: Path | None, threads: int, calls: i
 
     img = load_image_file(image_path) if image_path else Image.new("RGB", (239, 334), (200, 180, 160))
     out: dict[str, float] = {}
-    for name in ("torch", "onnx", "onnx-int8"):
+    for name in ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8"):
         backend = load_backend(ckpt, backend=name, threads=threads)
         for _ in range(3):
             embed_one(backend, img)
@@ -252,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="fewer rounds, no mango parity (smoke run)")
     ap.add_argument("--no-parity", action="store_true")
-    ap.add_argument("--no-openvino", action="store_true", help="skip the OpenVINO comparison")
     ap.add_argument("--mango", type=Path, default=MANGO)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -274,10 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         quant_s = time.perf_counter() - t0
 
         runners: dict[str, Runner] = torch_variants(ckpt)
-        for name in ("onnx", "onnx-int8"):
+        for name in ("onnx", "onnx-int8", "openvino", "openvino-int8"):
             runners[name] = load_backend(ckpt, backend=name, threads=args.threads).embed_batch
-        if not args.no_openvino:
-            runners.update(openvino_variants(ckpt, args.threads))
         rounds = 2 if args.quick else 5
         plan = {1: 10 if args.quick else 30, 8: 2 if args.quick else 5, 32: 1 if args.quick else 2}
         times = {b: measure(runners, b, size, rounds=rounds, calls=plan[b]) for b in BATCHES}

@@ -2,11 +2,13 @@
 
     .venv/bin/python benchmarks/bench_upload_latency.py [--items 20000] [--requests 300] [--threads 2]
 
-For each backend (torch, onnx, onnx-int8): publish a synthetic-vector index whose manifest records that
-backend, start `outfit-compat serve` (uvicorn) with OUTFIT_BACKEND set, and send image uploads to
-POST /v1/complementary one at a time (concurrency 1, unique bytes so the embedding cache never hits).
-Reports p50/p90 per backend and micro-batch wait (the service default 5 ms, and 0 ms). Default model:
-random-init 112 px d=64 (cost does not depend on the weights). Writes benchmarks/results/bench_upload_latency.json.
+For each backend (torch, onnx, onnx-int8, openvino, openvino-int8): publish a synthetic-vector index
+whose manifest records that backend, and start `outfit-compat serve` (uvicorn) with OUTFIT_BACKEND set
+and no micro-batch wait; plus one openvino-int8 server at the service's default 5 ms wait. All servers
+run at once; image uploads go to POST /v1/complementary one at a time, alternating between servers
+(concurrency 1 each; unique bytes, so the embedding cache never hits), so machine contention hits every
+configuration alike. Model: random-init 112 px d=64 (cost does not depend on the weights).
+Writes benchmarks/results/bench_upload_latency.json.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "bench_upload_latency.json"
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
 
 
 def publish_index(root: Path, checkpoint: Path, backend: str, n: int) -> Path:
@@ -101,29 +103,38 @@ def serve(index: Path, checkpoint: Path, backend: str, *, port: int, threads: in
     raise SystemExit("server not ready after 180 s")
 
 
-def upload_latencies(port: int, pool: list[bytes], n: int) -> dict[str, Any]:
+def upload_latencies(ports: dict[str, int], pool: list[bytes], n: int) -> dict[str, dict[str, Any]]:
+    """n uploads per server, servers alternating request by request so contention hits them alike."""
     import httpx
 
-    lat: list[float] = []
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    lat: dict[str, list[float]] = {name: [] for name in ports}
+    clients = {name: httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) for name, port in ports.items()}
+    try:
         for k in range(n + 10):
             # Bytes after the JPEG end marker change the sha256 (no cache hit) but not the decoded image.
             data = pool[k % len(pool)] + k.to_bytes(8, "little")
-            t0 = time.perf_counter()
-            r = client.post("/v1/complementary", files={"image": ("p.jpg", data, "image/jpeg")}, data={"k": "20"})
-            dt = time.perf_counter() - t0
-            if r.status_code != 200:
-                raise SystemExit(f"upload failed: {r.status_code} {r.text[:300]}")
-            if k >= 10:  # the first requests warm caches and arenas
-                lat.append(dt)
-    q = np.percentile(np.asarray(lat) * 1000, [50, 90, 99])
-    return {
-        "requests": len(lat),
-        "p50_ms": round(float(q[0]), 2),
-        "p90_ms": round(float(q[1]), 2),
-        "p99_ms": round(float(q[2]), 2),
-        "mean_ms": round(statistics.mean(lat) * 1000, 2),
-    }
+            for name, client in clients.items():
+                t0 = time.perf_counter()
+                r = client.post("/v1/complementary", files={"image": ("p.jpg", data, "image/jpeg")}, data={"k": "20"})
+                dt = time.perf_counter() - t0
+                if r.status_code != 200:
+                    raise SystemExit(f"{name}: upload failed: {r.status_code} {r.text[:300]}")
+                if k >= 10:  # the first requests warm caches and arenas
+                    lat[name].append(dt)
+    finally:
+        for c in clients.values():
+            c.close()
+    out = {}
+    for name, ts in lat.items():
+        q = np.percentile(np.asarray(ts) * 1000, [50, 90, 99])
+        out[name] = {
+            "requests": len(ts),
+            "p50_ms": round(float(q[0]), 2),
+            "p90_ms": round(float(q[1]), 2),
+            "p99_ms": round(float(q[2]), 2),
+            "mean_ms": round(statistics.mean(ts) * 1000, 2),
+        }
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,23 +163,29 @@ def main(argv: list[str] | None = None) -> int:
             ckpt, dataset_root=work / "synth", config=QuantizeConfig(calibration_images=128, parity_images=32)
         )
         pool = photos(64)
-        for backend in args.backends:
-            index = publish_index(work / f"index-{backend}", ckpt, backend, args.items)
-            for wait_ms in (5.0, 0.0):
-                proc = serve(
-                    index, ckpt, backend, port=args.port, threads=args.threads, wait_ms=wait_ms, log=work / "server.log"
+        # (backend, micro-batch wait): every backend without the wait, plus int8 at the service default.
+        configs = [(b, 0.0) for b in args.backends] + [("openvino-int8", 5.0)]
+        procs: dict[str, Any] = {}
+        ports: dict[str, int] = {}
+        try:
+            for n, (backend, wait_ms) in enumerate(configs):
+                name = f"{backend}@wait{wait_ms:g}ms"
+                index = work / f"index-{backend}"
+                if not index.exists():
+                    publish_index(index, ckpt, backend, args.items)
+                ports[name] = args.port + n
+                log = work / f"server-{n}.log"
+                procs[name] = serve(
+                    index, ckpt, backend, port=ports[name], threads=args.threads, wait_ms=wait_ms, log=log
                 )
-                try:
-                    row = {
-                        "backend": backend,
-                        "batch_max_wait_ms": wait_ms,
-                        **upload_latencies(args.port, pool, args.requests),
-                    }
-                finally:
-                    proc.terminate()
-                    proc.wait(timeout=30)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+            lat = upload_latencies(ports, pool, args.requests)
+        finally:
+            for proc in procs.values():
+                proc.terminate()
+                proc.wait(timeout=30)
+        for (backend, wait_ms), (name, row) in zip(configs, lat.items(), strict=True):
+            rows.append({"backend": backend, "batch_max_wait_ms": wait_ms, **row})
+            print(name, json.dumps(row), flush=True)
     result = {
         "benchmark": "bench_upload_latency",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -1,7 +1,8 @@
 """Accuracy parity of the inference backends on a Polyvore-format test split (used by bench_inference).
 
 fp32 metrics come from the `onnx` backend after checking it against torch per item; int8 metrics from
-`onnx-int8`. FITB/AUC via training.metrics.evaluate_split, the same protocol as training reports.
+`onnx-int8` and `openvino-int8` (the same int8 graph on the two runtimes). FITB/AUC via
+training.metrics.evaluate_split, the same protocol as training reports.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def parity_report(
     images = [load_image_file(ds.image_path(i)) for i in ids]
     fp32 = embed_pil(load_backend(checkpoint, backend="onnx", threads=threads), images, batch_size=32)
     int8 = embed_pil(load_backend(checkpoint, backend="onnx-int8", threads=threads), images, batch_size=32)
+    ov_int8 = embed_pil(load_backend(checkpoint, backend="openvino-int8", threads=threads), images, batch_size=32)
     # torch vs the fp32 export on a seeded subsample (torch eager is the slow one).
     rng = np.random.default_rng(0)
     sub = np.sort(rng.choice(len(ids), size=min(torch_items, len(ids)), replace=False))
@@ -53,7 +55,9 @@ def parity_report(
     cos_int8 = row_cosines(fp32, int8)
     m_fp32 = evaluate_split(split, ids, fp32)
     m_int8 = evaluate_split(split, ids, int8)
+    m_ov = evaluate_split(split, ids, ov_int8)
     delta = {k: 100.0 * (m_int8[k] - m_fp32[k]) for k in ("fitb", "fitb_distance", "auc")}
+    delta_ov = {k: 100.0 * (m_ov[k] - m_fp32[k]) for k in ("fitb", "fitb_distance", "auc")}
     return {
         "dataset": str(dataset_root),
         "kind": kind,
@@ -72,8 +76,13 @@ def parity_report(
             "top10_neighbour_overlap": topk_overlap(fp32, int8),
         },
         "embedding_mean_pairwise_cosine": spread(fp32),
-        "metrics": {"fp32": m_fp32, "int8": m_int8},
+        "metrics": {"fp32": m_fp32, "int8": m_int8, "openvino-int8": m_ov},
         "int8_minus_fp32_points": delta,
+        "openvino_int8_minus_fp32_points": delta_ov,
+        "openvino_int8_vs_onnx_int8_min_cosine": float(row_cosines(int8, ov_int8).min()),
         # The epsilon absorbs float noise: 2 of 200 answers flipped is exactly 1 point, which is within.
         "within_1_point": bool(max(abs(delta["fitb"]), abs(delta["auc"])) <= METRIC_BOUND_POINTS + 1e-9),
+        "openvino_int8_within_1_point": bool(
+            max(abs(delta_ov["fitb"]), abs(delta_ov["auc"])) <= METRIC_BOUND_POINTS + 1e-9
+        ),
     }
