@@ -97,6 +97,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seeds", nargs="+", type=int)
     p.add_argument("--methods", nargs="+", choices=list(METHODS))
     p.add_argument("--cache-dir", type=Path, default=Path("artifacts/cache"))
+    p.add_argument("--source", type=Path, default=Path("benchmarks/results/ablation.json"),
+                   help="diagnostics: the sweep whose seed-0 checkpoints are inspected")
     p.set_defaults(func=cmd_experiment)
 
 
@@ -126,7 +128,7 @@ def cmd_experiment(args: Any) -> int:
 
     if args.which == "diagnostics":
         results = args.results or Path("benchmarks/results/diagnostics.json")
-        run_diagnostics(ablation=Path("benchmarks/results/ablation.json"), results=results)
+        run_diagnostics(ablation=args.source, results=results)
         print(json.dumps({"results": str(results)}))
         return 0
     if args.which == "ablation":
