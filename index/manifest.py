@@ -23,7 +23,13 @@ METRIC = "inner_product"  # on L2-normalised embeddings, i.e. cosine; ranks like
 # Mirrors embedder.backend.BACKEND_FAMILY (a copy: this side must not import torch; a test keeps them equal).
 # Backends whose embeddings are numerically interchangeable share a family: an index built with one
 # can be queried with vectors from another. int8 quantisation moves embeddings, so it is its own family.
-BACKEND_FAMILIES: dict[str, str] = {"torch": "fp32", "onnx": "fp32", "onnx-int8": "int8"}
+BACKEND_FAMILIES: dict[str, str] = {
+    "torch": "fp32",
+    "onnx": "fp32",
+    "openvino": "fp32",
+    "onnx-int8": "int8",
+    "openvino-int8": "int8",
+}
 
 REQUIRED_KEYS: tuple[str, ...] = (
     "format",
