@@ -46,7 +46,7 @@ def finalize_run(
     best = out_dir / "best"
     if not ctx.is_main:
         return result_cls(out_dir, best, best_epoch, step, {}, {}, data.summary(), time.perf_counter() - t_start)
-    model, card = load_embedder(best)
+    model, card = load_embedder(best, device=ctx.device)
     valid_emb = embed_items(model, data.store, data.valid_ids, batch_size=config.eval_batch)
     test_emb = embed_items(model, data.store, data.test_ids, batch_size=config.eval_batch)
     valid = evaluate_split(data.valid, data.valid_ids, valid_emb)

@@ -84,7 +84,8 @@ class Objective:
             idx = self.pseudo.match(e[:b], e[b : 2 * b], e[2 * b : 3 * b], e[3 * b :])
             rows, inverse = idx.unique()
             parts.append(u_imgs[rows.cpu()])
-        emb = model(put(torch.cat(parts)), normalize=True)
+        # Losses in float32 even under float16 autocast: distances near the margin need the precision.
+        emb = model(put(torch.cat(parts)), normalize=True).float()
         sizes = [len(p) for p in parts]
         chunks = list(torch.split(emb, sizes))
         a, p, n = chunks[0][:b], chunks[0][b : 2 * b], chunks[0][2 * b :]
