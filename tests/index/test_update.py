@@ -111,3 +111,16 @@ def test_update_errors(built: Path, tmp_path: Path) -> None:
     extra = write_image_catalog(tmp_path / "more", n=2, start=300, bad=False)
     with pytest.raises(IndexArtifactError, match="rebuild the index with this checkpoint"):
         add_to_index(index_root=built, checkpoint=tmp_path / "other", catalog=extra, job=JOB)
+
+
+def test_category_growing_past_threshold_gets_its_own_graph(built: Path, tmp_path: Path,
+                                                            random_checkpoint: Path) -> None:
+    more = write_image_catalog(tmp_path / "more", n=57, start=201, bad=False)  # 19 new items per category
+    res = add_to_index(index_root=built, checkpoint=random_checkpoint, catalog=more, job=JOB)
+    assert res.operation == "add" and res.count == 93
+    idx = open_index(built)
+    assert idx.categories() == {"bottoms": 31, "shoes": 31, "tops": 31}
+    assert set(idx.manifest["category_factories"].values()) == {"HNSW32"}  # 31 > threshold 30: rebuilt
+    for item_id in ("p0201", "p0000"):
+        cat = idx.get_items([item_id])[item_id].category
+        assert idx.search(idx.vectors([item_id]), k=1, category=cat)[0][0].item_id == item_id
