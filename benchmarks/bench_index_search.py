@@ -158,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="20k vectors only (a smoke run)")
     ap.add_argument("--merge", action="store_true", help="keep other sizes already in the results file")
+    ap.add_argument("--artifact-only", action="store_true",
+                    help="with --merge: keep a size's FAISS figures and (re)measure only the published artifact")
     args = ap.parse_args(argv)
     sizes = [20_000] if args.quick else args.sizes
     results: dict[str, Any] = {
@@ -187,11 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         vectors, queries = allv[:n], np.ascontiguousarray(allv[n:])
         del allv
         threads = (args.threads, args.search_threads)
-        entry = bench_faiss(vectors, queries, args.factory, args.ef, args.singles, threads)
-        if n <= args.pipeline_max:
+        if args.artifact_only and str(n) in results["sizes"]:
+            entry = results["sizes"][str(n)]
+        else:
+            entry = bench_faiss(vectors, queries, args.factory, args.ef, args.singles, threads)
+            entry["threads"] = {"build": args.threads, "search": args.search_threads}
+        if args.artifact_only or n <= args.pipeline_max:
             print(f"n={n}: published artifact", flush=True)
             entry["artifact"] = bench_pipeline(vectors, queries, args.singles, threads)
-        entry["threads"] = {"build": args.threads, "search": args.search_threads}
         results["sizes"][str(n)] = entry
         write_results(results)  # partial results survive an interrupted 1M run
         print(json.dumps({str(n): entry}, indent=2), flush=True)
