@@ -5,6 +5,7 @@ Imports neither torch nor training, so the service can load it without the model
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,8 +89,9 @@ class CatalogIndex:
     ) -> list[list[Hit]]:
         """Per query, up to k hits best first; tombstoned and `exclude`d items never appear."""
         q = self._check_queries(queries)
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
             raise ValueError(f"k must be a positive integer, not {k!r}")
+        k = int(k)
         if category is None:
             index = self._global
         elif category in self._by_category:

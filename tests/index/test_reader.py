@@ -86,6 +86,9 @@ def test_bad_queries_raise_clear_errors(publish_synthetic: Publish) -> None:
         idx.search(np.full((1, 8), np.nan, np.float32), k=3)
     with pytest.raises(ValueError, match="k must be"):
         idx.search(vectors[:1], k=0)
+    with pytest.raises(ValueError, match="k must be"):
+        idx.search(vectors[:1], k=2.0)  # type: ignore[arg-type]
+    assert len(idx.search(vectors[:1], k=np.int64(2))[0]) == 2
     with pytest.raises(KeyError, match="unknown category 'hats'"):
         idx.search(vectors[:1], k=3, category="hats")
 
