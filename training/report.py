@@ -46,28 +46,28 @@ def grouped(runs: list[dict[str, Any]], kind: str) -> dict[tuple[str, float], li
 def method_table(
     state: dict[str, Any], kind: str, fractions: list[float], methods: list[str] | None = None
 ) -> list[str]:
-    lines = ["| features / method | α | seeds | FITB (cosine, paper) | FITB (summed distance) | AUC | steps |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| features / method | α | seeds | FITB (cosine, paper) | FITB (summed distance) | AUC | steps | "
+             "min / run |", "|---|---|---|---|---|---|---|---|"]
     base = state["baselines"].get(kind, {})
     for name in ("random", "colorhist"):
         if name in base:
             m = base[name]
             label = "colour histogram" if name == "colorhist" else "random embeddings"
             lines.append(f"| {label} | – | – | {_ms([m['fitb']], True)} | {_ms([m['fitb_distance']], True)} | "
-                         f"{_ms([m['auc']], False)} | – |")
+                         f"{_ms([m['auc']], False)} | – | – |")
     g = grouped(state["runs"], kind)
     for alpha in fractions:
         for method in methods or list(METHODS):
             runs = g.get((method, alpha), [])
             if not runs:
-                lines.append(f"| {method} | {alpha:g} | 0 | not run | not run | not run | – |")
+                lines.append(f"| {method} | {alpha:g} | 0 | not run | not run | not run | – | – |")
                 continue
             t = [r["test"] for r in runs]
             steps = sorted({r["steps"] for r in runs})
             lines.append(
                 f"| {method} | {alpha:g} | {len(runs)} | {_ms([x['fitb'] for x in t], True)} | "
                 f"{_ms([x['fitb_distance'] for x in t], True)} | {_ms([x['auc'] for x in t], False)} | "
-                f"{'/'.join(map(str, steps))} |"
+                f"{'/'.join(map(str, steps))} | {statistics.fmean(r['seconds'] for r in runs) / 60:.1f} |"
             )
     return lines
 
@@ -240,7 +240,10 @@ def render(results_dir: Path = RESULTS) -> str:
     else:
         syn = abl.get("synthetic", {})
         doc += [f"Data: `catalog.synth` with {syn}. Command: `outfit-compat experiment ablation` "
-                "(3 seeds; mean ± std over the seeds that finished).", config_line(abl), ""]
+                "(3 seeds; mean ± std over the seeds that finished).", config_line(abl),
+                f"Wall time of all {len(abl['runs'])} training runs: "
+                f"{sum(r['seconds'] for r in abl['runs']) / 60:.1f} min (torch threads: "
+                f"{abl.get('torch_threads', '?')}).", ""]
         doc += method_table(abl, "nondisjoint", [0.05, 1.0])
         doc += ["", "Effect of each term (mean over seeds, against supervised at the same α):", "",
                 *effects(abl, "nondisjoint", [0.05, 1.0])]

@@ -32,7 +32,7 @@ def test_sweep_diagnostics_and_report(synth_root: Path, tmp_path: Path) -> None:
     doc = write_report(tmp_path / "RESULTS.md", results).read_text()
     run = state["runs"][0]
     assert f"{run['test']['fitb'] * 100:.1f}%" in doc and f"{run['test']['auc']:.3f}" in doc
-    assert "| +L_ss | 1 | 0 | not run" in doc
+    assert "| +L_ss | 1 | 0 | not run | not run | not run | – | – |" in doc
     assert "Not run yet: `outfit-compat experiment real" in doc
 
 
