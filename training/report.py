@@ -266,6 +266,10 @@ def render(results_dir: Path = RESULTS) -> str:
         doc += ["", "### What the diagnostics say", "", *found]
     if diag is not None:
         doc += ["", *diagnostics_tables(diag)]
+    diag_long = _load(results_dir / "diagnostics_long.json")
+    if diag_long is not None:
+        doc += ["", "### The same diagnostics for the longer-budget checkpoints", "", *findings(diag_long, None), "",
+                *diagnostics_tables(diag_long)[1:]]
     real = _load(results_dir / "real.json")
     doc += ["", "## 2. Real photos (mango-outfits)", ""]
     if real is None:
