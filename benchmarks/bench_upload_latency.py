@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "bench_upload_latency.json"
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino", "openvino-int8")
+THINK_S = 0.05
 
 
 def publish_index(root: Path, checkpoint: Path, backend: str, n: int) -> Path:
@@ -121,6 +122,8 @@ def upload_latencies(ports: dict[str, int], pool: list[bytes], n: int) -> dict[s
                     raise SystemExit(f"{name}: upload failed: {r.status_code} {r.text[:300]}")
                 if k >= 10:  # the first requests warm caches and arenas
                     lat[name].append(dt)
+                # Think time: lets the previous server's runtime threads stop spin-waiting before the next one.
+                time.sleep(THINK_S)
     finally:
         for c in clients.values():
             c.close()
@@ -194,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_at_start": [round(v, 2) for v in load],
         "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
         "config": {
+            "think_time_s": THINK_S,
             "items": args.items,
             "threads": args.threads,
             "concurrency": 1,
