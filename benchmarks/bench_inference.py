@@ -59,18 +59,21 @@ def checkpoints_under(root: Path) -> list[Path]:
 
 
 def find_checkpoint(explicit: Path | None) -> tuple[Path | None, str]:
-    """The given checkpoint, else the newest default-size (112 px) one under artifacts/, else random init."""
+    """The given checkpoint, else the newest trained default-size (112 px) one under artifacts/, else random init.
+
+    Speed does not depend on the weights; a trained model only makes the parity figures representative.
+    """
     if explicit is not None:
         return explicit, "given"
     default_size = PreprocessConfig().image_size
     fits = [
         c
         for c in checkpoints_under(ROOT / "artifacts")
-        if read_model_card(c).config.preprocess.image_size == default_size
+        if (card := read_model_card(c)).config.preprocess.image_size == default_size and card.metrics
     ]
-    return (
-        (fits[-1], "newest 112 px under artifacts/") if fits else (None, "random init (no trained 112 px checkpoint)")
-    )
+    if fits:
+        return fits[-1], "newest trained 112 px under artifacts/"
+    return None, "random init, seed 0 (no trained 112 px checkpoint)"
 
 
 def find_trained(explicit: Path | None) -> Path | None:
