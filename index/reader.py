@@ -20,6 +20,9 @@ from index.layout import GLOBAL_INDEX_FILE, STORE_FILE, VECTORS_FILE, resolve_ve
 from index.manifest import check_compatible, read_manifest, verify_files
 from index.store import ItemRecord, ItemStore
 
+# Up to this many excluded ids are over-fetched and filtered; more go into an ID selector.
+SMALL_EXCLUDE = 64
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -100,14 +103,21 @@ class CatalogIndex:
             raise KeyError(f"unknown category {category!r}; this index has {sorted(self._by_category)}")
         selector = self._tombstone_selector
         excluded = self._store.rows_of(list(exclude)) if exclude else {}
-        if excluded:
+        drop: set[int] = set()
+        fetch = k
+        if len(excluded) > SMALL_EXCLUDE:
             rows = np.union1d(self._tombstones, np.fromiter(excluded.values(), dtype=np.int64))
             selector = exclusion_selector(rows)
-        params = search_params(index, k=k, selector=selector, ef_search=self.ef_search, nprobe=self.nprobe)
-        scores, labels = index.search(q, k, params=params)
+        elif excluded:
+            # A few exclusions (the query item itself, the rest of an outfit): fetch that many more and drop
+            # them; cheaper than an ID selector inside an HNSW walk, and exact for Flat.
+            drop = set(excluded.values())
+            fetch = k + len(drop)
+        params = search_params(index, k=fetch, selector=selector, ef_search=self.ef_search, nprobe=self.nprobe)
+        scores, labels = index.search(q, fetch, params=params)
         names = self._store.ids_of_rows([int(r) for r in labels.ravel() if r >= 0])
         return [
-            [Hit(names[int(r)], float(s)) for s, r in zip(srow, lrow, strict=True) if r >= 0]
+            [Hit(names[int(r)], float(s)) for s, r in zip(srow, lrow, strict=True) if r >= 0 and int(r) not in drop][:k]
             for srow, lrow in zip(scores, labels, strict=True)
         ]
 

@@ -112,3 +112,15 @@ def test_reader_does_not_import_torch(tmp_path: Path) -> None:
 
     code = "import sys, index; index.open_index; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("n_excluded", [3, 100])  # over-fetch and filter / ID selector inside FAISS
+def test_exclusions_equal_exact_search_without_them(publish_synthetic: Publish, n_excluded: int) -> None:
+    root, records, vectors = publish_synthetic(400, 16)
+    idx = open_index(root)
+    q = vectors[5:6]
+    order, _ = exact_topk(q, vectors, 400)
+    excluded = [records[r].item_id for r in order[0][:n_excluded]]
+    keep = np.setdiff1d(np.arange(400), order[0][:n_excluded])
+    want, _ = exact_topk(q, vectors, 8, rows=keep)
+    assert [h.item_id for h in idx.search(q, k=8, exclude=excluded)[0]] == [records[r].item_id for r in want[0]]
