@@ -7,19 +7,30 @@ from collections.abc import Iterable
 import numpy as np
 from PIL import Image
 
-# Product photos sit on white; counting background pixels would make every histogram alike.
-WHITE_THRESHOLD = 240
 HIST_SIZE = 128
+# A pixel within this max-channel distance of the background estimate is background. Studio backgrounds
+# are white or off-white with soft shadows, so a fixed "near white" cut would count shadows as product.
+BACKGROUND_TOLERANCE = 28
+
+
+def background_colour(arr: np.ndarray) -> np.ndarray:
+    """Median colour of the one-pixel image border: product photos are framed by their backdrop."""
+    border = np.concatenate([arr[0], arr[-1], arr[:, 0], arr[:, -1]])
+    return np.median(border, axis=0)
+
+
+def foreground_pixels(arr: np.ndarray) -> np.ndarray:
+    """(K, 3) pixels that differ from the backdrop; all pixels when nothing does (a white product)."""
+    pix = arr.reshape(-1, 3)
+    bg = background_colour(arr).astype(np.int16)
+    fg = pix[np.abs(pix.astype(np.int16) - bg).max(axis=1) > BACKGROUND_TOLERANCE]
+    return fg if len(fg) else pix
 
 
 def color_histogram(img: Image.Image, bins: int = 8) -> np.ndarray:
-    """L2-normalised `bins`³ RGB histogram of the non-background pixels (float32)."""
+    """L2-normalised `bins`³ RGB histogram of the product's (non-background) pixels (float32)."""
     arr = np.asarray(img.convert("RGB").resize((HIST_SIZE, HIST_SIZE), Image.Resampling.BILINEAR))
-    pix = arr.reshape(-1, 3)
-    fg = pix[(pix < WHITE_THRESHOLD).any(axis=1)]
-    if len(fg) == 0:
-        fg = pix  # an all-white product still gets a (white) histogram
-    q = (fg.astype(np.int64) * bins) // 256
+    q = (foreground_pixels(arr).astype(np.int64) * bins) // 256
     codes = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
     hist = np.bincount(codes, minlength=bins**3).astype(np.float32)
     return hist / max(float(np.linalg.norm(hist)), 1e-12)

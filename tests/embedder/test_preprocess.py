@@ -44,3 +44,18 @@ def test_colour_histogram_ignores_white_background() -> None:
     assert np.allclose(np.linalg.norm(h, axis=1), 1.0)
     assert h[0] @ h[1] > 0.9 and h[0] @ h[2] < 0.01
     assert color_histogram(Image.new("RGB", (8, 8), (255, 255, 255))).sum() > 0
+
+
+def test_colour_histogram_ignores_off_white_shadowed_backdrop() -> None:
+    # Synthetic studio shots: off-white backdrop darkening towards the bottom (a soft shadow).
+    ramp = np.linspace(248, 226, 64, dtype=np.float32)[:, None, None]
+    backdrop = np.broadcast_to(ramp, (64, 64, 3)).astype(np.uint8).copy()
+    a, b = backdrop.copy(), backdrop.copy()
+    a[20:40, 20:40] = (30, 90, 200)
+    b[10:50, 5:30] = (30, 90, 200)
+    product_only = Image.new("RGB", (16, 16), (30, 90, 200))
+    imgs = [Image.fromarray(a), Image.fromarray(b), Image.fromarray(backdrop), product_only]
+    h = color_histogram_features(imgs)
+    # Shadowed backdrop pixels must not enter the histogram: it is that of the product alone.
+    assert h[0] @ h[3] > 0.95 and h[1] @ h[3] > 0.95
+    assert h[2].sum() > 0  # nothing but backdrop still yields a histogram
