@@ -20,6 +20,9 @@ from catalog.stats import dataset_stats
 from catalog.synth import META_FILE, SynthSummary, generate_synthetic
 from catalog.synth_themes import ThemeConfig, category_table
 from catalog.types import CompatibilityExample, Outfit, SplitData
+from embedder.colorhist import color_histogram_features
+from embedder.image_io import load_image_file
+from training.metrics import evaluate_split
 
 SMALL = {"items": 320, "outfits": 140, "seed": 5, "image_size": 48}
 TINY = {"items": 120, "outfits": 40, "image_size": 32}
@@ -238,24 +241,6 @@ def test_typespaces_list_the_category_pairs_of_train_outfits(small_synth: SmallS
         assert spaces == sorted(expected)
 
 
-def _colour_histograms(ds: PolyvoreDataset, ids: list[str], bins: int = 8) -> dict[str, np.ndarray]:
-    """A reference 8x8x8 RGB histogram of non-background pixels, L2-normalised."""
-    out = {}
-    for i in ids:
-        with Image.open(ds.image_path(i)) as im:
-            px = np.asarray(im.convert("RGB"), dtype=np.int64).reshape(-1, 3)
-        q = px[~np.all(px > 225, axis=1)] // (256 // bins)
-        h = np.bincount((q[:, 0] * bins + q[:, 1]) * bins + q[:, 2], minlength=bins**3).astype(np.float64)
-        out[i] = h / max(np.linalg.norm(h), 1e-12)
-    return out
-
-
-def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Probability that a random positive outscores a random negative (ties count half)."""
-    pos, neg = scores[labels == 1], scores[labels == 0]
-    return float(((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg)))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", SPLIT_KINDS)
 def test_colour_alone_beats_chance_but_leaves_room(tmp_path_factory: pytest.TempPathFactory, kind: str) -> None:
@@ -265,16 +250,10 @@ def test_colour_alone_beats_chance_but_leaves_room(tmp_path_factory: pytest.Temp
         generate_synthetic(root, seed=0)
     ds = PolyvoreDataset(root, kind)
     test = ds.split("test")
-    e = _colour_histograms(ds, sorted(test.item_ids()))
-    hits = []
-    for q in test.fitb:
-        mean = np.mean([e[i] for i in q.question], axis=0)
-        hits.append(int(np.argmax([e[a] @ mean for a in q.answers])) == q.correct)
-    scores = [
-        -np.mean([np.linalg.norm(e[a] - e[b]) for k, a in enumerate(c.item_ids) for b in c.item_ids[k + 1 :]])
-        for c in test.compatibility
-    ]
-    fitb = float(np.mean(hits))
-    auc = _auc(np.array([c.label for c in test.compatibility]), np.array(scores))
+    # The project's own baseline and metrics, exactly as `evaluate --features colorhist` runs them.
+    ids = sorted(test.item_ids())
+    feats = color_histogram_features(load_image_file(ds.image_path(i)) for i in ids)
+    result = evaluate_split(test, ids, feats)
+    fitb, auc = result["fitb_cosine"], result["auc"]
     assert 0.38 < fitb < 0.68, fitb
     assert 0.58 < auc < 0.85, auc
