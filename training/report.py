@@ -257,7 +257,7 @@ def render(results_dir: Path = RESULTS) -> str:
                 "Does the 5%→100% supervision gap open with more steps, and where does the full method land?",
                 config_line(long), "",
                 *method_table(long, "nondisjoint", [0.05, 1.0],
-                              ["supervised (L_l)", "+L_pseudo", "full (L_l+L_ss+L_pseudo)"]),
+                              ["supervised (L_l)", "+L_ss", "+L_pseudo", "full (L_l+L_ss+L_pseudo)"]),
                 "",
                 *claim_check(long, "nondisjoint")]
     diag = _load(results_dir / "diagnostics.json")
