@@ -150,7 +150,7 @@ def findings(diag: dict[str, Any] | None, long: dict[str, Any] | None) -> list[s
             opens = a100 > a5 and f100 > f5
             out.append(
                 f"- Budget: with {s5[0]['steps']} steps, supervised training at 100% reaches AUC {a100:.3f} / FITB "
-                f"{f100 * 100:.1f}% against {a5:.3f} / {f5 * 100:.1f}% at 5% (one seed): "
+                f"{f100 * 100:.1f}% against {a5:.3f} / {f5 * 100:.1f}% at 5% ({len(s5)}/{len(s100)} seeds): "
                 + ("the supervision gap the claim is about opens once the model gets more steps."
                    if opens else "even with more steps the supervision gap does not open on both metrics."))
     if diag:
