@@ -14,22 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from embedder.backend_family import BackendMismatchError, check_backend_compatible
 from index.errors import IndexArtifactError
 from index.layout import MANIFEST_FILE
 
 MANIFEST_FORMAT = 1
 METRIC = "inner_product"  # on L2-normalised embeddings, i.e. cosine; ranks like Euclidean distance
-
-# Mirrors embedder.backend.BACKEND_FAMILY (a copy: this side must not import torch; a test keeps them equal).
-# Backends whose embeddings are numerically interchangeable share a family: an index built with one
-# can be queried with vectors from another. int8 quantisation moves embeddings, so it is its own family.
-BACKEND_FAMILIES: dict[str, str] = {
-    "torch": "fp32",
-    "onnx": "fp32",
-    "openvino": "fp32",
-    "onnx-int8": "int8",
-    "openvino-int8": "int8",
-}
 
 REQUIRED_KEYS: tuple[str, ...] = (
     "format",
@@ -46,11 +36,6 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "per_category",
     "files",
 )
-
-
-def backend_family(name: str) -> str:
-    """Unknown backends form a family of their own (only an exact name match is compatible)."""
-    return BACKEND_FAMILIES.get(name, name)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -137,9 +122,8 @@ def check_compatible(
             f"{expected_model_version}; rebuild the index with this checkpoint "
             "(`outfit-compat index build --checkpoint ...`)"
         )
-    if backend is not None and backend_family(backend) != backend_family(str(manifest["backend"])):
-        raise IndexArtifactError(
-            f"{where}: index embeddings come from backend {manifest['backend']!r} "
-            f"(family {backend_family(str(manifest['backend']))}), which is not interchangeable with "
-            f"{backend!r} (family {backend_family(backend)}); rebuild the index with --backend {backend}"
-        )
+    if backend is not None:
+        try:
+            check_backend_compatible(str(manifest["backend"]), backend)
+        except BackendMismatchError as e:
+            raise IndexArtifactError(f"{where}: {e}") from e

@@ -13,14 +13,8 @@ import torch
 from PIL import Image
 
 from embedder import build_embedder, load_embedder, save_checkpoint
-from embedder.backend import (
-    BACKENDS,
-    BackendMismatchError,
-    check_backend_compatible,
-    embed_one,
-    embed_pil,
-    load_backend,
-)
+from embedder.backend import BACKENDS, embed_one, embed_pil, load_backend
+from embedder.backend_family import BackendMismatchError, check_backend_compatible
 from embedder.checkpoint import CheckpointError
 from embedder.image_io import load_image_file
 from embedder.onnx_export import (
