@@ -1,8 +1,10 @@
 """Micro-batching of upload embeddings: concurrent requests share one forward pass, off the event loop.
 
-Requests enqueue preprocessed images and await a future. One worker task takes up to `max_batch` images,
-waiting at most `max_wait_s` after the oldest one arrived, and runs the forward pass on a dedicated
-thread. The queue is bounded: when it is full, `submit` raises OverloadedError at once (HTTP 503 with
+Requests enqueue preprocessed images and await a future. One worker task takes up to `max_batch` images
+and runs the forward pass on a dedicated thread. It waits for companions (at most `max_wait_s` after the
+oldest job arrived) only while requests are arriving concurrently, i.e. when the previous batch had more
+than one image: a lone request on an idle service is dispatched at once, since waiting would be pure
+latency, and under load the queue fills while a batch runs anyway. The queue is bounded: when it is full, `submit` raises OverloadedError at once (HTTP 503 with
 Retry-After) instead of letting latency grow without limit.
 """
 
@@ -58,6 +60,7 @@ class MicroBatcher:
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
+        self._last_batch_size = 0
 
     @property
     def depth(self) -> int:
@@ -97,6 +100,10 @@ class MicroBatcher:
                 retry_after_s=self.retry_after_s,
             )
 
+    def gathers_companions(self) -> bool:
+        """Whether the next batch waits for more jobs: only when the last one had company."""
+        return self.max_wait_s > 0 and self._last_batch_size > 1
+
     async def embed(self, image: np.ndarray) -> np.ndarray:
         return (await self.embed_many([image]))[0]
 
@@ -114,9 +121,9 @@ class MicroBatcher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            # Wait for companions only until the oldest job has waited max_wait_s.
+            # Wait for companions (only under concurrent load) until the oldest job has waited max_wait_s.
             deadline = self._pending[0].enqueued + self.max_wait_s
-            while len(self._pending) < self.max_batch and not self._closing:
+            while self.gathers_companions() and len(self._pending) < self.max_batch and not self._closing:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -124,6 +131,7 @@ class MicroBatcher:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), remaining)
             batch = [self._pending.popleft() for _ in range(min(self.max_batch, len(self._pending)))]
+            self._last_batch_size = len(batch)
             self._set_depth()
             # Requests whose client went away are dropped before the forward pass.
             batch = [j for j in batch if not j.future.done()]

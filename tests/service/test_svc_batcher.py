@@ -69,6 +69,29 @@ def test_a_lone_request_waits_at_most_max_wait() -> None:
     assert model.batches == [1]
 
 
+def test_lone_requests_on_an_idle_service_are_not_held_back() -> None:
+    """Waiting for companions that are not coming is pure latency: the wait applies only under load."""
+    model = RecordingModel()
+
+    async def run() -> tuple[float, bool, bool]:
+        b = MicroBatcher(model, max_batch=32, max_wait_s=30.0, queue_size=64)
+        b.start()
+        t0 = time.perf_counter()
+        for i in range(3):
+            await b.embed(_img(float(i)))
+        lone = time.perf_counter() - t0
+        idle_gathers = b.gathers_companions()
+        await asyncio.gather(*(b.embed(_img(float(i))) for i in range(4)))  # a burst: one batch of 4
+        busy_gathers = b.gathers_companions()
+        await b.close()
+        return lone, idle_gathers, busy_gathers
+
+    lone, idle_gathers, busy_gathers = asyncio.run(run())
+    assert lone < 10.0  # nowhere near one 30 s wait, let alone three
+    assert model.batches == [1, 1, 1, 4]
+    assert not idle_gathers and busy_gathers
+
+
 def test_full_queue_rejects_at_once_with_retry_after() -> None:
     model = RecordingModel(delay_s=0.2)
     metrics = ServiceMetrics()
