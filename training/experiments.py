@@ -43,6 +43,7 @@ def _key(r: dict[str, Any]) -> tuple[str, str, float, int]:
 def run_sweep(
     *, data: Path, out_dir: Path, results: Path, preset_name: str, kinds: Sequence[str], fractions: Sequence[float],
     seeds: Sequence[int], methods: Sequence[str], cache_dir: Path | None = None, meta: dict[str, Any] | None = None,
+    refresh_baselines: bool = False,
 ) -> dict[str, Any]:
     """Train every (kind, method, α, seed) not yet in `results`; baselines once per kind."""
     from training.loop import train
@@ -51,6 +52,8 @@ def run_sweep(
     if unknown:
         raise ValueError(f"unknown methods {unknown}; choose from {list(METHODS)}")
     state = _load(results)
+    if refresh_baselines:
+        state["baselines"] = {}
     state["preset"] = preset_name
     state["data"] = str(data)
     state.update(meta or {})
@@ -97,6 +100,8 @@ def register(sub: Any) -> None:
     p.add_argument("--seeds", nargs="+", type=int)
     p.add_argument("--methods", nargs="+", choices=list(METHODS))
     p.add_argument("--cache-dir", type=Path, default=Path("artifacts/cache"))
+    p.add_argument("--refresh-baselines", action="store_true",
+                   help="recompute the colour-histogram and random baselines (e.g. after a feature change)")
     p.add_argument("--source", type=Path, default=Path("benchmarks/results/ablation.json"),
                    help="diagnostics: the sweep whose seed-0 checkpoints are inspected")
     p.set_defaults(func=cmd_experiment)
@@ -152,6 +157,7 @@ def cmd_experiment(args: Any) -> int:
     results.parent.mkdir(parents=True, exist_ok=True)
     run_sweep(data=data, out_dir=args.out / args.which, results=results, preset_name=preset_name,
               kinds=args.kinds or kinds, fractions=args.fractions, seeds=args.seeds or seeds,
-              methods=args.methods or methods, cache_dir=args.cache_dir, meta=meta)
+              methods=args.methods or methods, cache_dir=args.cache_dir, meta=meta,
+              refresh_baselines=args.refresh_baselines)
     print(json.dumps({"results": str(results)}))
     return 0

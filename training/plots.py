@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from embedder.colorhist import WHITE_THRESHOLD
+from embedder.colorhist import foreground_pixels
 from embedder.model import Embedder
 from training.evaluate import embed_items
 from training.prepare import TrainingData
@@ -51,9 +51,7 @@ def dominant_colours(arrs: np.ndarray) -> np.ndarray:
     """(N, S, S, 3) uint8 -> (N, 3) mean RGB in [0, 1] of the non-background pixels."""
     out = np.empty((len(arrs), 3), dtype=np.float64)
     for k, a in enumerate(arrs):
-        pix = a.reshape(-1, 3)
-        fg = pix[(pix < WHITE_THRESHOLD).any(axis=1)]
-        out[k] = (fg if len(fg) else pix).mean(axis=0) / 255.0
+        out[k] = foreground_pixels(a).mean(axis=0) / 255.0
     return out
 
 

@@ -94,6 +94,10 @@ def claim_check(state: dict[str, Any], kind: str) -> list[str]:
                        f"seed std up to {noise:.3f}); every run sees the same {'/'.join(map(str, seen))} labeled "
                        "triplets whatever α, so at this budget more labels add variety the model has no steps to "
                        "use, and the claim cannot be tested on this metric.")
+        elif abs(f5 - s5) <= _noise(_vals(full5, metric), _vals(sup5, metric)):
+            out.append(f"{head}. The full method at 5% is within seed noise of supervised training at 5% "
+                       f"({f5 - s5:+.3f}; seed std up to {_noise(_vals(full5, metric), _vals(sup5, metric)):.3f}), "
+                       f"so these runs cannot say how much of the 5%→100% supervision gap ({gap:+.3f}) it closes.")
         elif f5 < s5:
             out.append(f"{head}. The full method at 5% falls below supervised training at 5% ({f5 - s5:+.3f}), so "
                        f"it closes none of the 5%→100% supervision gap ({gap:+.3f}); the claim does not hold here.")
@@ -177,9 +181,9 @@ def findings(diag: dict[str, Any] | None, long: dict[str, Any] | None) -> list[s
         if ts:
             out.append(
                 f"- Transform strength: in every checkpoint, including those trained without L_ss, T_s(x) is "
-                f"already closer to x than T_a(x) for {min(ts) * 100:.0f}–{max(ts) * 100:.0f}% of items, so "
-                "the self-supervised triplet is mostly satisfied by what L_l learns (colour matters for "
-                "compatibility on this benchmark) and L_ss adds little extra signal at margin 0.4.")
+                f"already closer to x than T_a(x) for {min(ts) * 100:.0f}–{max(ts) * 100:.0f}% of items: the "
+                "ordering L_ss asks for is learned by L_l alone on this benchmark, where colour decides "
+                "compatibility; what L_ss adds is the 0.4 margin between the two views.")
     return out
 
 
@@ -277,10 +281,11 @@ def render(results_dir: Path = RESULTS) -> str:
     else:
         doc += ["Command: `outfit-compat experiment real --data ../shared/data/mango-outfits` (seed 0).",
                 config_line(real), ""]
-        doc += ["The colour histogram here is `embedder.colorhist` (8×8×8 RGB bins over non-white pixels), "
-                "which scores higher than the reference figures quoted in the dataset's README; the trained "
-                "models are compared with this stronger one. `disjoint` is the cold-start split: every FITB "
-                "answer and swapped item of its test outfits is a product of no training outfit.", ""]
+        doc += ["The colour histogram here is `embedder.colorhist` (8×8×8 RGB bins over the product's "
+                "pixels, backdrop estimated from the image border), computed when the sweep started; its "
+                "figures need not match the reference figures quoted in the dataset's README. `disjoint` is "
+                "the cold-start split: every FITB answer and swapped item of its test outfits is a product of "
+                "no training outfit.", ""]
         for kind in ("nondisjoint", "disjoint"):
             methods = ["supervised (L_l)", "full (L_l+L_ss+L_pseudo)"]
             doc += [f"### {kind}", "", *method_table(real, kind, [0.05, 1.0], methods), ""]
