@@ -4,8 +4,9 @@ Requests enqueue preprocessed images and await a future. One worker task takes u
 and runs the forward pass on a dedicated thread. It waits for companions (at most `max_wait_s` after the
 oldest job arrived) only while requests are arriving concurrently, i.e. when the previous batch had more
 than one image: a lone request on an idle service is dispatched at once, since waiting would be pure
-latency, and under load the queue fills while a batch runs anyway. The queue is bounded: when it is full, `submit` raises OverloadedError at once (HTTP 503 with
-Retry-After) instead of letting latency grow without limit.
+latency, and under load the queue fills while a batch runs anyway. The queue is bounded: when it is
+full, `submit` raises OverloadedError at once (HTTP 503 with Retry-After) instead of letting latency
+grow without limit.
 """
 
 from __future__ import annotations

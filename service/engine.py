@@ -93,11 +93,14 @@ class Engine:
         await self.batcher.close()
 
 
-def _checkpoint_from_manifest(index_root: Path) -> Path:
+def _read_manifest(index_root: Path) -> dict[str, Any]:
     from index.layout import resolve_version_dir
     from index.manifest import read_manifest
 
-    manifest = read_manifest(resolve_version_dir(index_root))
+    return read_manifest(resolve_version_dir(index_root))
+
+
+def _checkpoint_from_manifest(index_root: Path, manifest: dict[str, Any]) -> Path:
     recorded = manifest.get("checkpoint_path")
     if not recorded:
         raise EngineLoadError(f"{index_root}: the index manifest records no checkpoint path; pass --checkpoint")
@@ -127,8 +130,10 @@ def load_engine(
     from index import IndexArtifactError, open_index
 
     try:
-        ckpt = checkpoint if checkpoint is not None else _checkpoint_from_manifest(index_root)
-        model = load_backend(ckpt, backend=backend or "torch")
+        manifest = _read_manifest(index_root)
+        ckpt = checkpoint if checkpoint is not None else _checkpoint_from_manifest(index_root, manifest)
+        # Default to the backend the index was built with: its embeddings are then served unchanged.
+        model = load_backend(ckpt, backend=backend or str(manifest.get("backend", "torch")))
         idx = open_index(index_root, expected_model_version=model.card.model_version, backend=model.name)
     except (CheckpointError, IndexArtifactError, FileNotFoundError, ValueError) as e:
         if isinstance(e, EngineLoadError):
