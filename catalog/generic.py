@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,18 @@ def _item_from_row(path: Path, where: str, row: dict[str, Any]) -> Item:
     )
 
 
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed JSON) for every non-blank line; malformed JSON names the line."""
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DatasetError(path, f"line {n}: malformed JSON: {e.msg}") from e
+
+
 def read_catalog(path: Path | str) -> list[Item]:
     """Read a .csv or .jsonl product catalog; duplicate ids and missing fields are errors."""
     path = Path(path)
@@ -55,17 +68,10 @@ def read_catalog(path: Path | str) -> list[Item]:
                 raise DatasetError(path, f"CSV header must contain {list(REQUIRED)}")
             items = [_item_from_row(path, f"line {n}", row) for n, row in enumerate(reader, start=2)]
     elif path.suffix.lower() in (".jsonl", ".ndjson"):
-        with path.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DatasetError(path, f"line {n}: malformed JSON: {e.msg}") from e
-                if not isinstance(row, dict):
-                    raise DatasetError(path, f"line {n}: expected a JSON object")
-                items.append(_item_from_row(path, f"line {n}", row))
+        for n, row in _jsonl_rows(path):
+            if not isinstance(row, dict):
+                raise DatasetError(path, f"line {n}: expected a JSON object")
+            items.append(_item_from_row(path, f"line {n}", row))
     else:
         raise DatasetError(path, "catalog must be .csv or .jsonl")
     seen: set[str] = set()
@@ -82,24 +88,17 @@ def read_outfits_jsonl(path: Path | str, known_ids: set[str] | None = None) -> l
     if not path.is_file():
         raise DatasetError(path, "outfits file is missing")
     outfits: list[Outfit] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(path, f"line {n}: malformed JSON: {e.msg}") from e
-            set_id = str(n)
-            if isinstance(row, dict):
-                set_id = str(row.get("set_id", n))
-                row = row.get("items")
-            if not isinstance(row, list) or not row:
-                raise DatasetError(path, f"line {n}: expected a non-empty list of item ids")
-            ids = tuple(str(i) for i in row)
-            if known_ids is not None and (unknown := [i for i in ids if i not in known_ids]):
-                raise DatasetError(path, f"line {n}: unknown item ids {unknown}")
-            outfits.append(Outfit(set_id, ids, tuple(range(1, len(ids) + 1))))
+    for n, row in _jsonl_rows(path):
+        set_id = str(n)
+        if isinstance(row, dict):
+            set_id = str(row.get("set_id", n))
+            row = row.get("items")
+        if not isinstance(row, list) or not row:
+            raise DatasetError(path, f"line {n}: expected a non-empty list of item ids")
+        ids = tuple(str(i) for i in row)
+        if known_ids is not None and (unknown := [i for i in ids if i not in known_ids]):
+            raise DatasetError(path, f"line {n}: unknown item ids {unknown}")
+        outfits.append(Outfit(set_id, ids, tuple(range(1, len(ids) + 1))))
     return outfits
 
 

@@ -61,6 +61,14 @@ class TorchBackend:
         return self.model(x, normalize=True).float().cpu().numpy()
 
 
+def as_model_batch(batch: np.ndarray, size: int) -> np.ndarray:
+    """Contiguous float32 (N, 3, size, size) or a ValueError saying what the exported graph expects."""
+    x = np.ascontiguousarray(batch, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1:] != (3, size, size):
+        raise ValueError(f"expected a (N, 3, {size}, {size}) batch, got {x.shape}")
+    return x
+
+
 class OnnxBackend:
     """ONNX Runtime CPU inference of a verified export (`model.onnx` or `model.int8.onnx`)."""
 
@@ -76,10 +84,7 @@ class OnnxBackend:
         return self.card.config.preprocess
 
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        size = self.preprocess.image_size
-        if x.ndim != 4 or x.shape[1:] != (3, size, size):
-            raise ValueError(f"expected a (N, 3, {size}, {size}) batch, got {x.shape}")
+        x = as_model_batch(batch, self.preprocess.image_size)
         out: np.ndarray = self.session.run(self._outputs, {self._input: x})[0]
         return out
 
@@ -111,10 +116,7 @@ class OpenVinoBackend:
         return self.card.config.preprocess
 
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
-        x = np.ascontiguousarray(batch, dtype=np.float32)
-        size = self.preprocess.image_size
-        if x.ndim != 4 or x.shape[1:] != (3, size, size):
-            raise ValueError(f"expected a (N, 3, {size}, {size}) batch, got {x.shape}")
+        x = as_model_batch(batch, self.preprocess.image_size)
         with self._lock:
             # Copy: the request reuses its output buffer on the next call.
             return np.array(self._request.infer({0: x})[self._port], dtype=np.float32, copy=True)
@@ -179,7 +181,8 @@ def load_backend(
 
 def verified_card(checkpoint: Path | str) -> ModelCard:
     """The card, after checking the safetensors file still matches it (the export is tied to that hash)."""
-    from embedder.checkpoint import WEIGHTS_FILE, CheckpointError, read_model_card, sha256_file
+    from embedder.checkpoint import WEIGHTS_FILE, CheckpointError, read_model_card
+    from embedder.files import sha256_file
 
     card = read_model_card(checkpoint)
     weights = Path(checkpoint) / WEIGHTS_FILE

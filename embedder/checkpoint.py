@@ -5,7 +5,6 @@ The card carries the preprocessing, so index and service only ever call `load_em
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from embedder.config import EmbedderConfig
+from embedder.files import sha256_file
 from embedder.model import Embedder
 
 WEIGHTS_FILE = "model.safetensors"
@@ -29,14 +29,6 @@ CARD_FORMAT = 1
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or does not match its model card."""
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass

@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from embedder.checkpoint import CheckpointError, ModelCard, read_model_card, sha256_file
+from embedder.checkpoint import CheckpointError, ModelCard, read_model_card
 from embedder.config import PreprocessConfig
+from embedder.files import sha256_file
 from embedder.model import Embedder
 
 log = logging.getLogger(__name__)

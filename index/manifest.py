@@ -6,7 +6,6 @@ sha256 and refuses an index whose model or embedding backend does not match the 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from embedder.backend_family import BackendMismatchError, check_backend_compatible
+from embedder.files import sha256_file
 from index.errors import IndexArtifactError
 from index.layout import MANIFEST_FILE
 
@@ -36,14 +36,6 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "per_category",
     "files",
 )
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def library_versions() -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from fastapi import APIRouter, Request
 
+from service.api.cached import cached_result
 from service.api.deps import CacheDep, EngineDep, StateDep
 from service.api.parsing import (
     binary_field,
@@ -82,13 +83,13 @@ async def post_complementary(
     kind = media_type(request)
     if kind == "application/json":
         req = await parse_json(request, ComplementaryRequest)
-        key = f"res:complementary:{engine.cache_scope}:{req.model_dump_json()}"
-        hit = await cache.get("result", key)
-        if hit is not None:
-            return ComplementaryResponse.model_validate_json(hit)
-        resp = await engine.run(by_items, engine, req)
-        await cache.set(key, resp.model_dump_json().encode(), state.settings.cache_result_ttl_s)
-        return resp
+        return await cached_result(
+            cache,
+            f"res:complementary:{engine.cache_scope}:{req.model_dump_json()}",
+            ComplementaryResponse,
+            ttl_s=state.settings.cache_result_ttl_s,
+            compute=lambda: engine.run(by_items, engine, req),
+        )
     if kind == "multipart/form-data":
         form = await read_form(request)
         unknown_fields(form, {"image", "category", *_OPTION_FIELDS})

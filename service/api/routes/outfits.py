@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from fastapi import APIRouter, Request
 
+from service.api.cached import cached_result
 from service.api.deps import CacheDep, EngineDep, StateDep
 from service.api.parsing import (
     binary_field,
@@ -107,13 +108,13 @@ async def post_compatibility(
     kind = media_type(request)
     if kind == "application/json":
         req = await parse_json(request, CompatibilityRequest)
-        key = f"res:compatibility:{engine.cache_scope}:{req.model_dump_json()}"
-        hit = await cache.get("result", key)
-        if hit is not None:
-            return CompatibilityResponse.model_validate_json(hit)
-        resp = await engine.run(_by_ids, engine, req.item_ids)
-        await cache.set(key, resp.model_dump_json().encode(), state.settings.cache_result_ttl_s)
-        return resp
+        return await cached_result(
+            cache,
+            f"res:compatibility:{engine.cache_scope}:{req.model_dump_json()}",
+            CompatibilityResponse,
+            ttl_s=state.settings.cache_result_ttl_s,
+            compute=lambda: engine.run(_by_ids, engine, req.item_ids),
+        )
     if kind == "multipart/form-data":
         form = await read_form(request)
         unknown_fields(form, {"item_ids", "images"})
