@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from training.config import preset
-from training.evaluate import evaluate_features
-from training.finalize import write_json
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +44,9 @@ def run_sweep(
     refresh_baselines: bool = False,
 ) -> dict[str, Any]:
     """Train every (kind, method, α, seed) not yet in `results`; baselines once per kind."""
+    # Heavy (torch) imports stay inside the commands so `outfit-compat --help` stays fast.
+    from training.evaluate import evaluate_features
+    from training.finalize import write_json
     from training.loop import train
 
     unknown = [m for m in methods if m not in METHODS]
@@ -110,6 +111,7 @@ def register(sub: Any) -> None:
 def run_diagnostics(*, ablation: Path, results: Path) -> dict[str, Any]:
     """Matching quality and transform strength for the ablation's trained checkpoints (seed 0)."""
     from training.diagnostics import pseudo_triplet_quality, transform_distances
+    from training.finalize import write_json
 
     state = _load(ablation)
     if not state["runs"]:
