@@ -192,8 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "bench_upload_latency",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "note": "shared 2-core VM under contention from other engineers' jobs; the client shares the cores. "
-        "Re-run on a quiet machine.",
+        "note": "2-core VM; the client shares the cores with the servers; a load average above ~1 at start "
+        "means other jobs competed for them",
         "loadavg_at_start": [round(v, 2) for v in load],
         "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
         "config": {
