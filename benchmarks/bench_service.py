@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
+    load_at_start = os.getloadavg()
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     ckpt = ensure_checkpoint(args.workdir / "checkpoint")
@@ -292,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     best_upload = max((rps("complementary_upload", c) for c in levels), default=0.0)
     summary = {
         "benchmark": "bench_service",
-        "note": "measured on a shared 2-core machine while other engineers ran jobs: figures are under contention "
-                "and are to be re-run on a quiet machine; the load generator (Python/httpx) shares the cores",
+        "note": "2-core VM; the load generator (Python/httpx) shares the cores with the server; loadavg_at_start "
+                "above ~1 means other jobs competed for them",
+        "loadavg_at_start": [round(v, 2) for v in load_at_start],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "config": {"items": args.items, "duration_s": args.duration, "concurrency": args.concurrency,
                    "threads": args.threads, "batch_max_size": 32, "batch_max_wait_ms": 5, "cache": "local LRU",
