@@ -7,8 +7,9 @@ environment at import time: `Settings()` is built by the CLI (or a test) and pas
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,3 +46,9 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
 
     admin_api_key: SecretStr | None = Field(default=None, description="enables POST /v1/admin/reload")
+
+    @field_validator("index", "checkpoint", "backend", "redis_url", "admin_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        # `OUTFIT_CHECKPOINT=` in a compose file or .env means "not set", not the current directory.
+        return None if isinstance(value, str) and not value.strip() else value

@@ -54,6 +54,14 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp
         Settings()
 
 
+def test_empty_environment_values_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OUTFIT_INDEX", "OUTFIT_CHECKPOINT", "OUTFIT_BACKEND", "REDIS_URL", "OUTFIT_ADMIN_API_KEY"):
+        monkeypatch.setenv(name, "")
+    s = Settings()
+    assert s.index is None and s.checkpoint is None and s.backend is None
+    assert s.redis_url is None and s.admin_api_key is None
+
+
 def test_failed_reload_keeps_the_old_engine(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     with TestClient(create_app(make_settings()), raise_server_exceptions=False) as c:
         before = c.get("/readyz").json()
