@@ -32,6 +32,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from serverutil import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -121,18 +122,8 @@ def start_server(index: Path, checkpoint: Path, port: int, threads: int, log: Pa
     cmd = [sys.executable, "-m", "outfit_compat", "serve", "--index", str(index), "--checkpoint", str(checkpoint),
            "--port", str(port), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("server not ready after 180 s")
+    wait_ready(proc, port, log)
+    return proc
 
 
 def rss_mb(pid: int) -> float:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from serverutil import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,7 +72,6 @@ def photos(n: int, seed: int = 0) -> list[bytes]:
 
 
 def serve(index: Path, checkpoint: Path, backend: str, *, port: int, threads: int, wait_ms: float, log: Path) -> Any:
-    import httpx
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTFIT_") and k != "REDIS_URL"}
     env.update(
@@ -90,18 +90,8 @@ def serve(index: Path, checkpoint: Path, backend: str, *, port: int, threads: in
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early:\n{log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("server not ready after 180 s")
+    wait_ready(proc, port, log)
+    return proc
 
 
 def upload_latencies(ports: dict[str, int], pool: list[bytes], n: int) -> dict[str, dict[str, Any]]:
