@@ -109,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 catalogs.append(("mango-outfits (real photos)", MANGO))
         results: dict[str, Any] = {
             "benchmark": "bench_index_throughput",
-            "note": "measured on a shared 2-core machine with other jobs running; re-run on a quiet machine",
+            "note": f"2-core machine; load average at start {[round(v, 2) for v in os.getloadavg()]} "
+        " (above ~1: other jobs competed)",
             "machine": {
                 "cpu_count": os.cpu_count(),
                 "platform": platform.platform(),
