@@ -29,6 +29,7 @@ class Hit:
     """One search result; `score` is the inner product (cosine) of normalised vectors, higher is closer."""
 
     item_id: str
+    category: str
     score: float
 
 
@@ -92,15 +93,36 @@ class CatalogIndex:
     ) -> list[list[Hit]]:
         """Per query, up to k hits best first; tombstoned and `exclude`d items never appear."""
         q = self._check_queries(queries)
-        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-            raise ValueError(f"k must be a positive integer, not {k!r}")
-        k = int(k)
-        if category is None:
-            index = self._global
-        elif category in self._by_category:
-            index = self._by_category[category]
-        else:
-            raise KeyError(f"unknown category {category!r}; this index has {sorted(self._by_category)}")
+        k = _check_k(k)
+        index = self._global if category is None else self._category_index(category)
+        rows = self._search_rows(index, q, k=k, exclude=exclude)
+        return self._to_hits(rows)
+
+    def search_categories(
+        self, query: np.ndarray, categories: Sequence[str], *, k: int, exclude: Collection[str] = ()
+    ) -> dict[str, list[Hit]]:
+        """Up to k hits per category for one (d,) query, best first; one metadata look-up for all of them.
+
+        The same hits as `search(query[None], k=k, category=c, exclude=exclude)[0]` for each c, without
+        paying for id resolution once per category (the complementary-items request path).
+        """
+        q = self._check_queries(np.asarray(query).reshape(1, -1))
+        k = _check_k(k)
+        indexes = [self._category_index(c) for c in categories]  # every name checked before any search
+        per_cat = [self._search_rows(index, q, k=k, exclude=exclude)[0] for index in indexes]
+        hits = self._to_hits(per_cat)
+        return dict(zip(categories, hits, strict=True))
+
+    def _category_index(self, category: str) -> faiss.Index:
+        try:
+            return self._by_category[category]
+        except KeyError:
+            raise KeyError(f"unknown category {category!r}; this index has {sorted(self._by_category)}") from None
+
+    def _search_rows(
+        self, index: faiss.Index, q: np.ndarray, *, k: int, exclude: Collection[str]
+    ) -> list[list[tuple[float, int]]]:
+        """Per query, up to k (score, row) pairs best first, tombstones and exclusions removed."""
         selector = self._tombstone_selector
         excluded = self._store.rows_of(list(exclude)) if exclude else {}
         drop: set[int] = set()
@@ -115,11 +137,14 @@ class CatalogIndex:
             fetch = k + len(drop)
         params = search_params(index, k=fetch, selector=selector, ef_search=self.ef_search, nprobe=self.nprobe)
         scores, labels = index.search(q, fetch, params=params)
-        names = self._store.ids_of_rows([int(r) for r in labels.ravel() if r >= 0])
         return [
-            [Hit(names[int(r)], float(s)) for s, r in zip(srow, lrow, strict=True) if r >= 0 and int(r) not in drop][:k]
+            [(float(s), int(r)) for s, r in zip(srow, lrow, strict=True) if r >= 0 and int(r) not in drop][:k]
             for srow, lrow in zip(scores, labels, strict=True)
         ]
+
+    def _to_hits(self, rows: list[list[tuple[float, int]]]) -> list[list[Hit]]:
+        labels = self._store.labels_of_rows([r for row in rows for _, r in row])
+        return [[Hit(*labels[r], score) for score, r in row] for row in rows]
 
     def _check_queries(self, queries: np.ndarray) -> np.ndarray:
         q = np.asarray(queries)
@@ -133,6 +158,12 @@ class CatalogIndex:
 
     def close(self) -> None:
         self._store.close()
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be a positive integer, not {k!r}")
+    return int(k)
 
 
 def open_index(

@@ -90,13 +90,14 @@ class ItemStore:
             out.update((str(i), int(r)) for i, r in self._conn().execute(q, tuple(part)))
         return out
 
-    def ids_of_rows(self, rows: Sequence[int]) -> dict[int, str]:
-        out: dict[int, str] = {}
+    def labels_of_rows(self, rows: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """row -> (item_id, category), in one query per 900 rows (search hits resolve through this)."""
+        out: dict[int, tuple[str, str]] = {}
         uniq = list(dict.fromkeys(int(r) for r in rows))
         for s in range(0, len(uniq), _CHUNK):
             part = uniq[s : s + _CHUNK]
-            q = f"SELECT row, item_id FROM items WHERE row IN ({','.join('?' * len(part))})"
-            out.update((int(r), str(i)) for r, i in self._conn().execute(q, tuple(part)))
+            q = f"SELECT row, item_id, category FROM items WHERE row IN ({','.join('?' * len(part))})"
+            out.update((int(r), (str(i), str(c))) for r, i, c in self._conn().execute(q, tuple(part)))
         return out
 
     def records(self, ids: Sequence[str]) -> dict[str, ItemRecord]:

@@ -21,6 +21,7 @@ from service.metrics import ServiceMetrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.settings import Settings
 from service.state import AppState
+from service.timing import ServerTimingMiddleware
 
 log = logging.getLogger(__name__)
 API_VERSION = "1.0.0"
@@ -89,6 +90,7 @@ def create_app(settings: Settings, *, load: bool = True) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("service").joinpath("static"))), name="static")
     # Outermost first: metrics see every response, including 413s from the body limit.
+    app.add_middleware(ServerTimingMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

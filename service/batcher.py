@@ -7,12 +7,17 @@ than one image: a lone request on an idle service is dispatched at once, since w
 latency, and under load the queue fills while a batch runs anyway. The queue is bounded: when it is
 full, `submit` raises OverloadedError at once (HTTP 503 with Retry-After) instead of letting latency
 grow without limit.
+
+`embed_prepared` is the single-upload entry: on an idle batcher (nothing queued, no forward pass running)
+the upload's decoding and its forward pass run in one call on the model thread, one thread round trip
+instead of two; otherwise it decodes in the threadpool and joins the queue like any other image.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections import deque
@@ -21,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 
 from service.errors import OverloadedError
 from service.metrics import ServiceMetrics
@@ -62,6 +68,7 @@ class MicroBatcher:
         self._executor: ThreadPoolExecutor | None = None
         self._closing = False
         self._last_batch_size = 0
+        self._in_flight = 0  # forward passes submitted to the model thread and not finished
 
     @property
     def depth(self) -> int:
@@ -108,6 +115,37 @@ class MicroBatcher:
     async def embed(self, image: np.ndarray) -> np.ndarray:
         return (await self.embed_many([image]))[0]
 
+    @property
+    def idle(self) -> bool:
+        return self._worker is not None and not self._closing and not self._pending and self._in_flight == 0
+
+    async def embed_prepared(self, prepare: Callable[[], np.ndarray]) -> np.ndarray:
+        """Embed one image that `prepare()` produces (e.g. decodes); its errors propagate unchanged."""
+        if not self.idle:
+            return await self.embed(await run_in_threadpool(prepare))
+        loop = asyncio.get_running_loop()
+        ctx = contextvars.copy_context()  # stage timings recorded in the model thread reach the request
+        self._in_flight += 1
+        self._last_batch_size = 1
+        started = time.perf_counter()
+        try:
+            row: np.ndarray = await loop.run_in_executor(self._executor, ctx.run, self._prepare_and_embed, prepare)
+        finally:
+            self._in_flight -= 1
+            if self._wakeup is not None:
+                self._wakeup.set()
+        self._observe(1, started)
+        return row
+
+    def _prepare_and_embed(self, prepare: Callable[[], np.ndarray]) -> np.ndarray:
+        image = prepare()
+        return self.embed_fn(image[None])[0]
+
+    def _observe(self, size: int, started: float) -> None:
+        if self.metrics is not None:
+            self.metrics.batch_size.observe(size)
+            self.metrics.batch_latency.observe(time.perf_counter() - started)
+
     def _set_depth(self) -> None:
         if self.metrics is not None:
             self.metrics.queue_depth.set(len(self._pending))
@@ -119,6 +157,12 @@ class MicroBatcher:
             if not self._pending:
                 if self._closing:
                     return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self._in_flight:
+                # A lone upload's forward pass is running (embed_prepared): let the queue fill meanwhile, as
+                # it does behind one of our own batches, instead of sending a batch of one after it.
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
@@ -139,6 +183,7 @@ class MicroBatcher:
             if not batch:
                 continue
             started = time.perf_counter()
+            self._in_flight += 1
             try:
                 out = await loop.run_in_executor(self._executor, self.embed_fn, np.stack([j.image for j in batch]))
             except Exception as e:
@@ -147,9 +192,9 @@ class MicroBatcher:
                     if not j.future.done():
                         j.future.set_exception(e)
                 continue
-            if self.metrics is not None:
-                self.metrics.batch_size.observe(len(batch))
-                self.metrics.batch_latency.observe(time.perf_counter() - started)
+            finally:
+                self._in_flight -= 1
+            self._observe(len(batch), started)
             for j, row in zip(batch, out, strict=True):
                 if not j.future.done():
                     j.future.set_result(row)

@@ -20,6 +20,7 @@ from service.batcher import MicroBatcher
 from service.errors import ServiceError
 from service.metrics import ServiceMetrics
 from service.schemas import ReadyResponse
+from service.timing import stage
 
 if TYPE_CHECKING:
     from embedder.backend import EmbeddingBackend
@@ -87,7 +88,8 @@ class Engine:
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run index/scoring work in the threadpool (FAISS and SQLite release the GIL), off the event loop."""
-        return await run_in_threadpool(_with_search_threads, self.search_threads, fn, *args, **kwargs)
+        with stage("index"):
+            return await run_in_threadpool(_with_search_threads, self.search_threads, fn, *args, **kwargs)
 
     async def aclose(self) -> None:
         await self.batcher.close()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
 
+from index.store import ItemRecord
 from service.engine import Engine
 from service.errors import InvalidInputError, UnknownCategoryError, UnknownItemsError
 from service.schemas import CategoryGroup, ComplementaryOptions, ItemOut, ScoredItem
+
+OutT = TypeVar("OutT", bound=ItemOut)
 
 # Neighbours that vote on an upload's category when the client does not say what it is.
 INFER_NEIGHBOURS = 10
@@ -20,14 +24,14 @@ def item_out(engine: Engine, item_id: str) -> ItemOut:
     rec = engine.index.get_items([item_id]).get(item_id)
     if rec is None:
         raise UnknownItemsError([item_id])
-    return _to_out(engine, rec.item_id, rec.category, rec.title, rec.price, rec.url)
+    return record_out(rec)
 
 
-def _to_out(engine: Engine, item_id: str, category: str, title: str, price: float | None, url: str) -> ItemOut:
-    has_image = engine.index.image_path(item_id) is not None
-    return ItemOut(
-        id=item_id, category=category, title=title, price=price, url=url,
-        image_url=f"/images/{quote(item_id, safe='')}" if has_image else None,
+def record_out(rec: ItemRecord, cls: type[OutT] = ItemOut, **extra: Any) -> OutT:  # type: ignore[assignment]
+    """The API view of a catalog record (`cls` adds fields such as a score, given in `extra`)."""
+    return cls(
+        id=rec.item_id, category=rec.category, title=rec.title, price=rec.price, url=rec.url,
+        image_url=f"/images/{quote(rec.item_id, safe='')}" if rec.image_path else None, **extra,
     )
 
 
@@ -52,13 +56,10 @@ def infer_category(engine: Engine, query: np.ndarray) -> tuple[str, list[str]]:
     hits = engine.index.search(query[None, :], k=INFER_NEIGHBOURS)[0]
     if not hits:
         raise InvalidInputError("the index is empty; cannot infer the upload's category")
-    cats = engine.index.get_items([h.item_id for h in hits])
     votes: dict[str, float] = defaultdict(float)
     for h in hits:
-        rec = cats.get(h.item_id)
-        if rec is not None:
-            # Shift cosine into (0, 2] so dissimilar neighbours still count a little, never negatively.
-            votes[rec.category] += 1.0 + float(h.score)
+        # Shift cosine into (0, 2] so dissimilar neighbours still count a little, never negatively.
+        votes[h.category] += 1.0 + float(h.score)
     best = max(sorted(votes), key=lambda c: votes[c])
     return best, [h.item_id for h in hits]
 
@@ -69,10 +70,7 @@ def sample_category(engine: Engine, category: str, *, limit: int, seed: int) -> 
     direction = np.random.default_rng(seed).standard_normal((1, engine.index.dim)).astype(np.float32)
     hits = engine.index.search(direction, k=limit, category=category)[0]
     records = engine.index.get_items([h.item_id for h in hits])
-    return [
-        _to_out(engine, r.item_id, r.category, r.title, r.price, r.url)
-        for r in (records.get(h.item_id) for h in hits) if r is not None
-    ]
+    return [record_out(r) for r in (records.get(h.item_id) for h in hits) if r is not None]
 
 
 def check_categories(engine: Engine, names: Iterable[str]) -> None:
@@ -105,11 +103,13 @@ def complementary(
         )
     exclude = tuple(dict.fromkeys([*query_ids, *options.exclude]))
     excluded = set(exclude)
-    scored: list[tuple[float, str, str]] = []
-    for cat in targets:
-        for hit in engine.index.search(query[None, :], k=options.per_category, category=cat, exclude=exclude)[0]:
-            if hit.item_id not in excluded:  # the contract, whatever the index does with `exclude`
-                scored.append((float(hit.score), hit.item_id, cat))
+    per_category = engine.index.search_categories(query, targets, k=options.per_category, exclude=exclude)
+    scored = [
+        (hit.score, hit.item_id, cat)
+        for cat, hits in per_category.items()
+        for hit in hits
+        if hit.item_id not in excluded  # the contract, whatever the index does with `exclude`
+    ]
     scored.sort(key=lambda t: (-t[0], t[1]))
     top = scored[: options.k]
     records = engine.index.get_items([i for _, i, _ in top])
@@ -118,6 +118,5 @@ def complementary(
         rec = records.get(item_id)
         if rec is None:  # removed between search and lookup cannot happen in an immutable version
             continue
-        out = _to_out(engine, item_id, rec.category, rec.title, rec.price, rec.url)
-        groups.setdefault(cat, []).append(ScoredItem(**out.model_dump(), score=score))
+        groups.setdefault(cat, []).append(record_out(rec, ScoredItem, score=score))
     return [CategoryGroup(category=c, items=items) for c, items in groups.items()]

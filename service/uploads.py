@@ -7,6 +7,7 @@ corrupt -> 422.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from embedder.preprocess import normalize_array, resize_square
 from service.cache import MeteredCache
 from service.engine import Engine
 from service.errors import PayloadTooLargeError, ServiceError, UnsupportedMediaTypeError
+from service.timing import stage
 
 # Browsers and curl send these for files they cannot type; the bytes are checked anyway.
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
@@ -52,13 +54,15 @@ async def read_upload(file: UploadFile, *, label: str, max_bytes: int) -> Upload
 
 def decode_to_input(upload: Upload, *, limits: ImageLimits, preprocess: PreprocessConfig) -> np.ndarray:
     """Bytes -> (3, S, S) float32 model input; bad bytes raise a ServiceError naming the upload."""
-    try:
-        img = decode_image(upload.data, limits)
-    except ImageDecodeError as e:
-        raise ServiceError(
-            f"{upload.name}: {e}", code=f"image_{e.code}", status=_STATUS_BY_CODE.get(e.code, 422), field=upload.name
-        ) from e
-    return normalize_array(np.asarray(resize_square(img, preprocess)), preprocess)
+    with stage("decode"):
+        try:
+            img = decode_image(upload.data, limits)
+        except ImageDecodeError as e:
+            raise ServiceError(
+                f"{upload.name}: {e}", code=f"image_{e.code}", status=_STATUS_BY_CODE.get(e.code, 422),
+                field=upload.name,
+            ) from e
+        return normalize_array(np.asarray(resize_square(img, preprocess)), preprocess)
 
 
 async def embed_uploads(
@@ -77,7 +81,17 @@ async def embed_uploads(
             cached[i] = True
         else:
             todo.append(i)
-    if todo:
+    if len(todo) == 1:
+        # The common case, one new photo: decoding joins the forward pass on the model thread when idle.
+        upload = uploads[todo[0]]
+        engine.batcher.check_room(1)
+        with stage("embed"):
+            vec = await engine.batcher.embed_prepared(
+                functools.partial(decode_to_input, upload, limits=limits, preprocess=engine.preprocess)
+            )
+        out[todo[0]] = vec
+        await cache.set(keys[todo[0]], np.ascontiguousarray(vec, dtype=np.float32).tobytes(), ttl_s)
+    elif todo:
         # Refuse before decoding when the queue is full: an overloaded server should not burn CPU on work
         # it will reject. (embed_many checks again: the queue may fill while we decode.)
         engine.batcher.check_room(len(todo))
@@ -86,7 +100,8 @@ async def embed_uploads(
             await run_in_threadpool(decode_to_input, uploads[i], limits=limits, preprocess=engine.preprocess)
             for i in todo
         ]
-        vecs = await engine.batcher.embed_many(inputs)
+        with stage("embed"):
+            vecs = await engine.batcher.embed_many(inputs)
         for i, v in zip(todo, vecs, strict=True):
             out[i] = v
             await cache.set(keys[i], np.ascontiguousarray(v, dtype=np.float32).tobytes(), ttl_s)

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.datastructures import FormData, UploadFile
 
 from service.errors import ServiceError, UnsupportedMediaTypeError
+from service.timing import stage
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -45,7 +46,8 @@ MAX_FORM_FILES = 50
 
 
 async def read_form(request: Request) -> FormData:
-    return await request.form(max_files=MAX_FORM_FILES, max_fields=200)
+    with stage("form"):
+        return await request.form(max_files=MAX_FORM_FILES, max_fields=200)
 
 
 def form_list(form: FormData, name: str) -> list[str] | None:

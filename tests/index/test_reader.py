@@ -124,3 +124,30 @@ def test_exclusions_equal_exact_search_without_them(publish_synthetic: Publish, 
     keep = np.setdiff1d(np.arange(400), order[0][:n_excluded])
     want, _ = exact_topk(q, vectors, 8, rows=keep)
     assert [h.item_id for h in idx.search(q, k=8, exclude=excluded)[0]] == [records[r].item_id for r in want[0]]
+
+
+@pytest.mark.parametrize("exclude", [(), ("s0000001", "s0000002")])
+def test_search_categories_equals_one_search_per_category(publish_synthetic: Publish, exclude: tuple[str, ...]) -> None:
+    """The request path's multi-category search: same hits as separate searches, and each hit's category."""
+    root, records, vectors = publish_synthetic(400, 16)
+    idx = open_index(root)
+    by_id = {r.item_id: r for r in records}
+    cats = ["shoes", "tops", "bags"]
+    for q in vectors[:12]:
+        got = idx.search_categories(q, cats, k=5, exclude=exclude)
+        assert list(got) == cats
+        for cat in cats:
+            want = idx.search(q[None], k=5, category=cat, exclude=exclude)[0]
+            assert got[cat] == want
+            assert all(h.category == cat == by_id[h.item_id].category for h in got[cat])
+            assert not {h.item_id for h in got[cat]} & set(exclude)
+    with pytest.raises(KeyError, match="unknown category 'hats'"):
+        idx.search_categories(vectors[0], ["tops", "hats"], k=3)
+    assert idx.search_categories(vectors[0], [], k=3) == {}
+
+
+def test_hits_carry_the_items_category(publish_synthetic: Publish) -> None:
+    root, records, vectors = publish_synthetic(200, 16)
+    by_id = {r.item_id: r for r in records}
+    for hit in open_index(root).search(vectors[:3], k=10)[1]:
+        assert hit.category == by_id[hit.item_id].category

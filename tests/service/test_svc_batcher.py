@@ -151,3 +151,71 @@ def test_bad_configuration_is_refused(kw: dict[str, float]) -> None:
     args: dict[str, float] = {"max_batch": 4, "max_wait_s": 0.01, "queue_size": 4, **kw}
     with pytest.raises(ValueError):
         MicroBatcher(RecordingModel(), **args)  # type: ignore[arg-type]
+
+
+def test_prepared_upload_on_an_idle_batcher_runs_in_one_call_on_the_model_thread() -> None:
+    """Idle: decoding (`prepare`) and the forward pass share one trip to the model thread."""
+    model = RecordingModel()
+    metrics = ServiceMetrics()
+    prepared_on: list[str] = []
+
+    def prepare() -> np.ndarray:
+        prepared_on.append(threading.current_thread().name)
+        return _img(2.0)
+
+    async def run() -> np.ndarray:
+        b = MicroBatcher(model, max_batch=8, max_wait_s=0.05, queue_size=8, metrics=metrics)
+        b.start()
+        assert b.idle
+        out = await b.embed_prepared(prepare)
+        assert b.idle
+        await b.close()
+        return out
+
+    assert float(asyncio.run(run())[0]) == 24.0
+    assert model.batches == [1]
+    assert prepared_on == list(model.threads) and prepared_on[0].startswith("embed")
+    assert metrics.registry.get_sample_value("outfit_embed_batch_size_count") == 1.0
+
+
+def test_prepared_uploads_under_load_join_batches() -> None:
+    """Busy: later uploads decode in the threadpool and queue, so they batch behind the running pass."""
+    model = RecordingModel(delay_s=0.1)
+
+    async def run() -> list[np.ndarray]:
+        b = MicroBatcher(model, max_batch=8, max_wait_s=0.0, queue_size=16)
+        b.start()
+        first = asyncio.ensure_future(b.embed_prepared(lambda: _img(1.0)))
+        await asyncio.sleep(0.02)  # the first pass now runs on the model thread
+        assert not b.idle
+        rest = [b.embed_prepared(lambda v=float(i): _img(v)) for i in range(2, 6)]
+        out = await asyncio.gather(first, *rest)
+        await b.close()
+        return out
+
+    out = asyncio.run(run())
+    assert [float(o[0]) for o in out] == [12.0 * v for v in (1, 2, 3, 4, 5)]
+    assert model.batches[0] == 1 and sum(model.batches) == 5 and len(model.batches) < 5
+
+
+def test_prepare_errors_propagate_and_leave_the_batcher_usable() -> None:
+    class BadImage(ValueError):
+        pass
+
+    def bad() -> np.ndarray:
+        raise BadImage("not an image")
+
+    model = RecordingModel()
+
+    async def run() -> float:
+        b = MicroBatcher(model, max_batch=4, max_wait_s=0.0, queue_size=4)
+        b.start()
+        with pytest.raises(BadImage):
+            await b.embed_prepared(bad)
+        assert b.idle
+        out = await b.embed_prepared(lambda: _img(1.0))
+        await b.close()
+        return float(out[0])
+
+    assert asyncio.run(run()) == 12.0
+    assert model.batches == [1]

@@ -20,7 +20,7 @@ from service.api.parsing import (
 )
 from service.engine import Engine
 from service.errors import InvalidInputError
-from service.recommend import item_categories, item_out, lookup_vectors
+from service.recommend import item_categories, lookup_vectors, record_out
 from service.schemas import (
     MAX_OUTFIT_ITEMS,
     CompatibilityRequest,
@@ -83,9 +83,10 @@ def _fitb(engine: Engine, req: FITBRequest) -> FITBResponse:
         raise InvalidInputError(f"candidates {overlap} are already in the outfit", item_ids=overlap)
     cand = lookup_vectors(engine, candidates)
     order, cos, dist = rank_candidates(outfit, cand)
+    records = engine.index.get_items(candidates)  # all known: lookup_vectors checked them
     ranked = [
-        FITBCandidate(**item_out(engine, candidates[j]).model_dump(), rank=r + 1, score=float(cos[j]),
-                      mean_distance=float(dist[j]))
+        record_out(records[candidates[j]], FITBCandidate, rank=r + 1, score=float(cos[j]),
+                   mean_distance=float(dist[j]))
         for r, j in enumerate(order)
     ]
     return FITBResponse(outfit=list(req.outfit), ranked=ranked, model_version=engine.model_version)

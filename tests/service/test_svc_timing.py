@@ -1,0 +1,71 @@
+"""Server-Timing: per-request stage durations in the response header, in process and over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from service.timing import StageTimes, parse_header, stage
+
+
+def test_header_round_trips_and_repeated_stages_add_up() -> None:
+    times = StageTimes()
+    times.add("decode", 0.001)
+    times.add("decode", 0.0005)
+    times.add("embed", 0.002)
+    assert parse_header(times.header()) == {"decode": 1.5, "embed": 2.0}
+    assert parse_header('cache;desc="Redis", db;dur=53, bad;dur=x, ;dur=1') == {"db": 53.0}
+
+
+def test_stage_outside_a_request_is_a_no_op() -> None:
+    with stage("decode"):
+        pass  # nothing to record into, and no error
+
+
+def test_stages_timed_in_worker_threads_reach_the_request() -> None:
+    from starlette.concurrency import run_in_threadpool
+
+    from service.timing import ServerTimingMiddleware
+
+    sent: list[dict[str, Any]] = []
+
+    def work() -> None:
+        with stage("decode"):
+            pass
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await run_in_threadpool(work)
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"server-timing", b"stale")]})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(ServerTimingMiddleware(app)({"type": "http"}, None, send))
+    headers = [(k, v) for k, v in sent[0]["headers"] if k == b"server-timing"]
+    assert len(headers) == 1
+    assert set(parse_header(headers[0][1].decode())) == {"decode", "app"}
+
+
+def _jpeg() -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (120, 90, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_upload_response_names_its_stages(client: Any) -> None:
+    r = client.post("/v1/complementary", files={"image": ("a.jpg", _jpeg(), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    stages = parse_header(r.headers["server-timing"])
+    assert {"form", "decode", "embed", "index", "app"} <= set(stages)
+    inner = stages["form"] + stages["embed"] + stages["index"]
+    assert all(v >= 0 for v in stages.values()) and inner <= stages["app"]
+    assert stages["decode"] <= stages["embed"]  # an idle service decodes inside the embedding call
+    # A repeated upload hits the embedding cache: no decode and no forward pass.
+    again = parse_header(client.post("/v1/complementary", files={"image": ("a.jpg", _jpeg(), "image/jpeg")})
+                         .headers["server-timing"])
+    assert "decode" not in again and "embed" not in again
