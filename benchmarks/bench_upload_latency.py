@@ -89,7 +89,11 @@ def photos(n: int, seed: int = 0) -> list[bytes]:
     return out
 
 
-def serve(index: Path, checkpoint: Path, backend: str, *, port: int, threads: int, wait_ms: float, log: Path) -> Any:
+def serve(
+    index: Path, checkpoint: Path, backend: str, *, port: int, threads: int, wait_ms: float, log: Path,
+    tree: Path = ROOT,
+) -> Any:
+    """`python -m outfit_compat serve` run from `tree` (its own code comes first on sys.path)."""
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTFIT_") and k != "REDIS_URL"}
     env.update(
@@ -104,12 +108,19 @@ def serve(index: Path, checkpoint: Path, backend: str, *, port: int, threads: in
     proc = subprocess.Popen(
         [*cmd, "--port", str(port), "--log-level", "warning"],
         env=env,
-        cwd=ROOT,
+        cwd=tree,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
     )
     wait_ready(proc, port, log)
     return proc
+
+
+def baseline_tree(ref: str, dest: Path) -> Path:
+    """A detached worktree of `ref`: its servers import that commit's code, with this venv's packages."""
+    subprocess.run(["git", "worktree", "add", "--detach", str(dest), ref], cwd=ROOT, check=True,
+                   capture_output=True)
+    return dest
 
 
 def multipart_body(image: bytes, fields: dict[str, str]) -> tuple[bytes, str]:
@@ -136,8 +147,10 @@ class Samples:
         lat = np.asarray(self.latency_ms)
         q = np.percentile(lat, [50, 90, 99])
         stages = {name: round(statistics.median(v), 3) for name, v in self.stages.items()}
-        # The middleware times every response, so "app" has one entry per request.
-        rest = [t - a for t, a in zip(self.latency_ms, self.stages["app"], strict=True)]
+        # The middleware times every response, so "app" has one entry per request (a baseline tree from
+        # before Server-Timing existed sends none).
+        apps = self.stages.get("app")
+        rest = [t - a for t, a in zip(self.latency_ms, apps, strict=True)] if apps else []
         return {
             "requests": len(lat),
             "p50_ms": round(float(q[0]), 2),
@@ -145,7 +158,7 @@ class Samples:
             "p99_ms": round(float(q[2]), 2),
             "mean_ms": round(float(lat.mean()), 2),
             "server_stage_median_ms": stages,
-            "http_and_client_ms": round(statistics.median(rest), 3),
+            "http_and_client_ms": round(statistics.median(rest), 3) if rest else None,
         }
 
 
@@ -226,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
     ap.add_argument("--schedules", nargs="+", choices=SCHEDULES, default=list(SCHEDULES))
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument(
+        "--baseline", metavar="GIT_REF",
+        help="also serve openvino-int8 from a worktree of this commit (before/after in the same run)",
+    )
     args = ap.parse_args(argv)
 
     from catalog.synth import generate_synthetic
@@ -244,30 +261,41 @@ def main(argv: list[str] | None = None) -> int:
             ckpt, dataset_root=work / "synth", config=QuantizeConfig(calibration_images=128, parity_images=32)
         )
         pool = photos(64)
-        # (backend, micro-batch wait): every backend without the wait, plus int8 at the service default.
-        configs = [(b, 0.0) for b in args.backends] + [("openvino-int8", 5.0)]
+        # (backend, micro-batch wait, code): every backend without the wait, int8 at the service default,
+        # and optionally int8 served by an older commit's code.
+        configs: list[tuple[str, float, str]] = [(b, 0.0, "current") for b in args.backends]
+        configs.append(("openvino-int8", 5.0, "current"))
+        trees = {"current": ROOT}
+        if args.baseline:
+            trees[args.baseline] = baseline_tree(args.baseline, work / "baseline")
+            configs.append(("openvino-int8", 0.0, args.baseline))
         procs: dict[str, Any] = {}
         ports: dict[str, int] = {}
         try:
-            for n, (backend, wait_ms) in enumerate(configs):
-                name = f"{backend}@wait{wait_ms:g}ms"
+            for n, (backend, wait_ms, code) in enumerate(configs):
+                name = f"{backend}@wait{wait_ms:g}ms@{code}"
                 index = work / f"index-{backend}"
                 if not index.exists():
                     publish_index(index, ckpt, backend, args.items)
                 ports[name] = args.port + n
                 log = work / f"server-{n}.log"
                 procs[name] = serve(
-                    index, ckpt, backend, port=ports[name], threads=args.threads, wait_ms=wait_ms, log=log
+                    index, ckpt, backend, port=ports[name], threads=args.threads, wait_ms=wait_ms, log=log,
+                    tree=trees[code],
                 )
             for schedule in args.schedules:
                 lat = run_schedule(schedule, ports, pool, args.requests)
-                for (backend, wait_ms), (name, row) in zip(configs, lat.items(), strict=True):
-                    rows.append({"schedule": schedule, "backend": backend, "batch_max_wait_ms": wait_ms, **row})
+                for (backend, wait_ms, code), (name, row) in zip(configs, lat.items(), strict=True):
+                    rows.append({"schedule": schedule, "backend": backend, "batch_max_wait_ms": wait_ms,
+                                 "code": code, **row})
                     print(schedule, name, json.dumps(row), flush=True)
         finally:
             for proc in procs.values():
                 proc.terminate()
                 proc.wait(timeout=30)
+            if args.baseline:
+                subprocess.run(["git", "worktree", "remove", "--force", str(work / "baseline")], cwd=ROOT,
+                               check=False)
     result = {
         "benchmark": "bench_upload_latency",
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -281,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": ROUNDS,
             "warmup_per_block": WARMUP,
             "client": "http.client keep-alive, multipart body prebuilt",
+            "baseline": args.baseline,
             "items": args.items,
             "threads": args.threads,
             "concurrency": 1,
