@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from service.timing import StageTimes, parse_header, stage
@@ -64,8 +65,28 @@ def test_upload_response_names_its_stages(client: Any) -> None:
     assert {"form", "decode", "embed", "index", "app"} <= set(stages)
     inner = stages["form"] + stages["embed"] + stages["index"]
     assert all(v >= 0 for v in stages.values()) and inner <= stages["app"]
-    assert stages["decode"] <= stages["embed"]  # an idle service decodes inside the embedding call
     # A repeated upload hits the embedding cache: no decode and no forward pass.
     again = parse_header(client.post("/v1/complementary", files={"image": ("a.jpg", _jpeg(), "image/jpeg")})
                          .headers["server-timing"])
     assert "decode" not in again and "embed" not in again
+
+
+def test_a_lone_upload_is_decoded_on_the_model_thread(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The idle fast path is what the route uses: decoding is timed inside the embedding call."""
+    import threading
+
+    import service.uploads as uploads
+
+    seen: list[str] = []
+    original = uploads.decode_to_input
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        seen.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(uploads, "decode_to_input", recording)  # a spy: the real decoder still runs
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 80), (200, 30, 30)).save(photo, "PNG")
+    r = client.post("/v1/complementary", files={"image": ("b.png", photo.getvalue(), "image/png")})
+    assert r.status_code == 200, r.text
+    assert len(seen) == 1 and seen[0].startswith("embed")  # the batcher's model thread, not the threadpool
