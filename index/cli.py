@@ -60,7 +60,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _embed_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", default=None, help="embedding backend (torch, onnx, onnx-int8); default torch")
+    p.add_argument("--backend", default=None,
+                   help="embedding backend (torch, onnx, onnx-int8, openvino, openvino-int8); default torch")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes decoding images")

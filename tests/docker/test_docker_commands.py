@@ -84,17 +84,23 @@ ARG_LINES = {k: v for k, v in OUTFIT_LINES.items() if v[1:] != ["--help"]}
 
 def test_every_command_is_one_the_tests_understand() -> None:
     assert {argv[0] for argv in LINES.values()} == {"outfit-compat", "uvicorn"}
-    assert {"compose:synth", "compose:train", "compose:index", "compose:train-gpu", "compose:index-gpu"} <= set(
-        OUTFIT_LINES
-    )
+    assert {"compose:synth", "compose:train", "compose:export", "compose:index", "compose:train-gpu",
+            "compose:index-gpu"} <= set(OUTFIT_LINES)
 
 
 def subcommand_path(argv: list[str]) -> list[str]:
-    words = []
+    """The subcommand words of an outfit-compat line (`index build`), not its positional arguments."""
+    import argparse
+
+    from outfit_compat.cli import build_parser
+
+    parser, words = build_parser(), []
     for arg in argv[1:]:
-        if arg.startswith("-"):
+        choices = next((a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+        if not choices or arg not in choices:
             break
         words.append(arg)
+        parser = choices[arg]
     return words
 
 

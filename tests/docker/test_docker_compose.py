@@ -15,7 +15,7 @@ from docker_files import (
     service_command,
 )
 
-SETUP_JOBS = {"synth", "train", "index"}
+SETUP_JOBS = {"synth", "train", "export", "index"}
 GPU_JOBS = {"train-gpu", "index-gpu"}
 
 
@@ -131,7 +131,8 @@ def test_setup_jobs_run_once_in_order(services: dict[str, Any]) -> None:
     for name in SETUP_JOBS | GPU_JOBS:
         assert services[name]["restart"] == "no", name
     assert services["train"]["depends_on"] == {"synth": {"condition": "service_completed_successfully"}}
-    assert services["index"]["depends_on"] == {"train": {"condition": "service_completed_successfully"}}
+    assert services["export"]["depends_on"] == {"train": {"condition": "service_completed_successfully"}}
+    assert services["index"]["depends_on"] == {"export": {"condition": "service_completed_successfully"}}
 
 
 def test_setup_jobs_hand_their_outputs_to_each_other(services: dict[str, Any]) -> None:
@@ -140,8 +141,21 @@ def test_setup_jobs_hand_their_outputs_to_each_other(services: dict[str, Any]) -
     assert flag(train, "--data") == dataset and flag(index, "--catalog") == dataset
     assert flag(index, "--checkpoint").startswith(flag(train, "--out") + "/")
     assert flag(index, "--out") == services["api"]["environment"]["OUTFIT_INDEX"]
+    # The int8 export sits beside the checkpoint the index embeds with, calibrated on the same catalog.
+    export = service_command(services["export"])
+    assert export[2] == flag(index, "--checkpoint") and "--int8" in export and flag(export, "--data") == dataset
+    assert mounts(services["export"])["/artifacts"] == ("artifacts", False)
     assert mounts(services["synth"])["/data"] == ("data", False)
     assert mounts(services["train"])["/data"] == ("data", True)
+
+
+def test_setup_indexes_with_the_fast_int8_backend_unless_told_otherwise() -> None:
+    from embedder.backend_family import BACKENDS
+
+    index = service_command(load_compose()["services"]["index"])
+    assert flag(index, "--backend") == "openvino-int8" and "openvino-int8" in BACKENDS
+    fp32 = load_compose({**REQUIRED_ENV, "INDEX_BACKEND": "torch"})["services"]["index"]
+    assert flag(service_command(fp32), "--backend") == "torch"
 
 
 @pytest.mark.parametrize("preset", ["smoke", "cpu"])
