@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,26 +69,32 @@ def _chunks(seq: Sequence[str], n: int = _CHUNK) -> Iterable[Sequence[str]]:
 
 
 class ItemStore:
-    """Read-only access to a published store; one SQLite connection per thread (safe for a threadpool)."""
+    """Read-only access to a published store, safe to share between threads.
+
+    One connection, opened here: `immutable=1` (a published version never changes) lets SQLite skip
+    locking, and an open connection keeps reading after pruning deletes the version's directory, which
+    a connection opened later (say, per new thread) could not. Queries are short; a lock serialises them.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._local = threading.local()
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
+        )
+        self._lock = threading.Lock()
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            # immutable=1: a published version never changes, so SQLite can skip locking entirely.
-            conn = sqlite3.connect(f"file:{self.path}?mode=ro&immutable=1", uri=True, check_same_thread=True)
-            self._local.conn = conn
-        return conn
+    def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            if self._db is None:
+                raise RuntimeError(f"{self.path}: the item store is closed")
+            return self._db.execute(sql, tuple(params)).fetchall()
 
     def rows_of(self, ids: Sequence[str], *, include_deleted: bool = False) -> dict[str, int]:
         out: dict[str, int] = {}
         live = "" if include_deleted else " AND deleted = 0"
         for part in _chunks(list(dict.fromkeys(ids))):
             q = f"SELECT item_id, row FROM items WHERE item_id IN ({','.join('?' * len(part))}){live}"
-            out.update((str(i), int(r)) for i, r in self._conn().execute(q, tuple(part)))
+            out.update((str(i), int(r)) for i, r in self._query(q, part))
         return out
 
     def labels_of_rows(self, rows: Sequence[int]) -> dict[int, tuple[str, str]]:
@@ -97,7 +104,7 @@ class ItemStore:
         for s in range(0, len(uniq), _CHUNK):
             part = uniq[s : s + _CHUNK]
             q = f"SELECT row, item_id, category FROM items WHERE row IN ({','.join('?' * len(part))})"
-            out.update((int(r), (str(i), str(c))) for r, i, c in self._conn().execute(q, tuple(part)))
+            out.update((int(r), (str(i), str(c))) for r, i, c in self._query(q, part))
         return out
 
     def records(self, ids: Sequence[str]) -> dict[str, ItemRecord]:
@@ -107,26 +114,26 @@ class ItemStore:
                 "SELECT item_id, category, title, image_path, price, url FROM items "
                 f"WHERE deleted = 0 AND item_id IN ({','.join('?' * len(part))})"
             )
-            for item_id, cat, title, image, price, url in self._conn().execute(q, tuple(part)):
+            for item_id, cat, title, image, price, url in self._query(q, part):
                 out[item_id] = ItemRecord(item_id, cat, title, image, None if price is None else float(price), url)
         return out
 
     def category_counts(self) -> dict[str, int]:
         q = "SELECT category, COUNT(*) FROM items WHERE deleted = 0 GROUP BY category ORDER BY category"
-        return {str(c): int(n) for c, n in self._conn().execute(q)}
+        return {str(c): int(n) for c, n in self._query(q)}
 
     def deleted_rows(self) -> np.ndarray:
-        rows = [r for (r,) in self._conn().execute("SELECT row FROM items WHERE deleted = 1 ORDER BY row")]
+        rows = [r for (r,) in self._query("SELECT row FROM items WHERE deleted = 1 ORDER BY row")]
         return np.asarray(rows, dtype=np.int64)
 
     def iter_all(self) -> Iterable[tuple[int, ItemRecord, bool]]:
         """Every row in order, tombstones included (for incremental updates)."""
         q = "SELECT row, item_id, category, title, image_path, price, url, deleted FROM items ORDER BY row"
-        for row, item_id, cat, title, image, price, url, deleted in self._conn().execute(q):
+        for row, item_id, cat, title, image, price, url, deleted in self._query(q):
             yield int(row), ItemRecord(item_id, cat, title, image, price, url), bool(deleted)
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None

@@ -122,3 +122,22 @@ def test_publish_keeps_old_version_readable(publish_synthetic: Publish) -> None:
     publish_synthetic(200, 8, seed=4, root=root)
     assert len(list_versions(root)) == 3 and old.version not in list_versions(root)  # keep=3 prunes the oldest
     assert not [p for p in (root / "versions").iterdir() if p.name.startswith(".staging")]
+
+
+def test_an_open_index_keeps_answering_after_its_version_is_pruned(publish_synthetic: Publish) -> None:
+    """A long-running service may hold a version that later publishes prune: every thread must still read it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root, records, vectors = publish_synthetic(200, 8, seed=0)
+    old = open_index(root)
+    before = old.search(vectors[:3], k=5)
+    for seed in (1, 2, 3):
+        publish_synthetic(200, 8, seed=seed, root=root)
+    assert old.version not in list_versions(root) and not old.root.exists()
+    with ThreadPoolExecutor(4) as pool:  # fresh threads, as a server's threadpool has
+        results = list(pool.map(lambda _: (old.search(vectors[:3], k=5), old.get_items([records[7].item_id])),
+                                range(8)))
+    assert all(hits == before and items[records[7].item_id] == records[7] for hits, items in results)
+    old.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        old.get_items([records[7].item_id])
