@@ -90,7 +90,8 @@ def create_app(settings: Settings, *, load: bool = True) -> FastAPI:
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("service").joinpath("static"))), name="static")
     # Outermost first: metrics see every response, including 413s from the body limit.
-    app.add_middleware(ServerTimingMiddleware)
+    if settings.server_timing:
+        app.add_middleware(ServerTimingMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(default=40_000_000, ge=1)
 
     admin_api_key: SecretStr | None = Field(default=None, description="enables POST /v1/admin/reload")
+    # Per-stage durations in a `Server-Timing` response header (docs/SERVICE.md); off hides them from clients.
+    server_timing: bool = True
 
     @field_validator("index", "checkpoint", "backend", "redis_url", "admin_api_key", mode="before")
     @classmethod

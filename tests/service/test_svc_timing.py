@@ -90,3 +90,14 @@ def test_a_lone_upload_is_decoded_on_the_model_thread(client: Any, monkeypatch: 
     r = client.post("/v1/complementary", files={"image": ("b.png", photo.getvalue(), "image/png")})
     assert r.status_code == 200, r.text
     assert len(seen) == 1 and seen[0].startswith("embed")  # the batcher's model thread, not the threadpool
+
+
+def test_server_timing_can_be_switched_off(make_settings: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    with TestClient(create_app(make_settings(server_timing=False))) as c:
+        r = c.post("/v1/complementary", files={"image": ("a.jpg", _jpeg(), "image/jpeg")})
+    assert r.status_code == 200, r.text
+    assert "server-timing" not in r.headers
