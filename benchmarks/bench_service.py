@@ -133,6 +133,12 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU time of a process so far (Linux /proc; fields 14 and 15 of stat, in clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Workload:
     """Builds one request per call; uploads get a unique suffix so no two share a content hash."""
 
@@ -205,6 +211,16 @@ def scrape(base: str) -> dict[str, float]:
     return out
 
 
+def server_bound_upload(results: list[dict[str, Any]], levels: list[int]) -> float | None:
+    """Uploads/s the server alone could sustain on all the machine's cores, from its CPU time per upload at
+    the busiest level (an upper bound: it assumes the load generator's share of the cores went to it)."""
+    busiest = max(levels, default=0)
+    rows = [r for r in results if r["scenario"] == "complementary_upload" and r["concurrency"] == busiest]
+    if not rows or not rows[0].get("server_cpu_ms_per_request"):
+        return None
+    return round((os.cpu_count() or 1) * 1e3 / rows[0]["server_cpu_ms_per_request"], 1)
+
+
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
@@ -250,8 +266,14 @@ def main(argv: list[str] | None = None) -> int:
         for c in [] if args.soak_only else args.concurrency:
             for scenario in ("healthz", "complementary_ids", "compatibility_ids", "complementary_upload"):
                 before = scrape(base)
+                cpu0 = (cpu_seconds(proc.pid), cpu_seconds(os.getpid()))
                 r = asyncio.run(run_load(base, work, scenario, c, args.duration))
+                cpu1 = (cpu_seconds(proc.pid), cpu_seconds(os.getpid()))
                 after = scrape(base)
+                # Where the 2 cores went: the server's CPU time per request, and the load generator's (this
+                # process), which shares the cores; server-only capacity = cores / server CPU per request.
+                r["server_cpu_ms_per_request"] = round((cpu1[0] - cpu0[0]) * 1e3 / max(1, r["requests"]), 3)
+                r["client_cpu_ms_per_request"] = round((cpu1[1] - cpu0[1]) * 1e3 / max(1, r["requests"]), 3)
                 if scenario == "complementary_upload":
                     imgs = after.get("outfit_embed_batch_size_sum", 0) - before.get("outfit_embed_batch_size_sum", 0)
                     batches = after.get("outfit_embed_batch_size_count", 0) - before.get(
@@ -295,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "ratio_to_healthz": ratios,
         "upload_vs_standalone": {"best_upload_rps": best_upload, "standalone_images_per_s": standalone["images_per_s"],
-                                 "ratio": round(best_upload / standalone["images_per_s"], 3), "target": 0.7},
+                                 "ratio": round(best_upload / standalone["images_per_s"], 3), "target": 0.7,
+                                 "server_cpu_bound_upload_rps": server_bound_upload(results, levels)},
         "memory": {"rss_mb_after_warmup": rss_warm, "rss_mb_after_soak": rss_soak, "soak_seconds": args.soak_seconds,
                    "rss_series": rss_series,
                    "soak_requests": sum(r["requests"] for r in soak),
