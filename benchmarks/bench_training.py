@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "bench_training.json")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    load_at_start = os.getloadavg()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "synth"
@@ -55,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"preset": args.preset, "threads": args.threads, "rows": rows,
                "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "torch": torch.__version__,
                "note": f"`{args.preset}` preset, {args.threads} torch threads, median of {args.steps - 1} steps; "
-                       "measured on a shared 2-core machine under contention from other jobs."}
+                       f"2-core machine, load average {load_at_start[0]:.2f} at start and {os.getloadavg()[0]:.2f} "
+                       "at end (above ~1: other jobs competed).",
+               "loadavg_at_start": [round(v, 2) for v in load_at_start]}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out, payload)
     print(json.dumps({"out": str(args.out)}))
