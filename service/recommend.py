@@ -24,11 +24,11 @@ def item_out(engine: Engine, item_id: str) -> ItemOut:
     rec = engine.index.get_items([item_id]).get(item_id)
     if rec is None:
         raise UnknownItemsError([item_id])
-    return record_out(rec)
+    return record_out(rec, ItemOut)
 
 
-def record_out(rec: ItemRecord, cls: type[OutT] = ItemOut, **extra: Any) -> OutT:  # type: ignore[assignment]
-    """The API view of a catalog record (`cls` adds fields such as a score, given in `extra`)."""
+def record_out(rec: ItemRecord, cls: type[OutT], **extra: Any) -> OutT:
+    """The API view of a catalog record as `cls` (ItemOut or a subclass whose extra fields come in `extra`)."""
     return cls(
         id=rec.item_id, category=rec.category, title=rec.title, price=rec.price, url=rec.url,
         image_url=f"/images/{quote(rec.item_id, safe='')}" if rec.image_path else None, **extra,
@@ -70,7 +70,7 @@ def sample_category(engine: Engine, category: str, *, limit: int, seed: int) -> 
     direction = np.random.default_rng(seed).standard_normal((1, engine.index.dim)).astype(np.float32)
     hits = engine.index.search(direction, k=limit, category=category)[0]
     records = engine.index.get_items([h.item_id for h in hits])
-    return [record_out(r) for r in (records.get(h.item_id) for h in hits) if r is not None]
+    return [record_out(r, ItemOut) for r in (records.get(h.item_id) for h in hits) if r is not None]
 
 
 def check_categories(engine: Engine, names: Iterable[str]) -> None:
