@@ -22,6 +22,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--image-size", type=int, default=128)
     synth.set_defaults(func=cmd_synth)
 
+    imp = dsub.add_parser(
+        "import", help="a shop's catalog (CSV/JSONL) + outfits (JSONL) -> the Polyvore layout `train` reads"
+    )
+    imp.add_argument("--catalog", type=Path, required=True,
+                     help=".csv or .jsonl: item_id, image, category [, title, price, url, any attributes]")
+    imp.add_argument("--outfits", type=Path, required=True, help=".jsonl: one JSON list of item ids per line")
+    imp.add_argument("--out", type=Path, required=True, help="dataset directory to write (new, empty or an "
+                     "earlier import)")
+    imp.add_argument("--seed", type=int, default=0, help="seeds the splits and the FITB/compatibility questions")
+    imp.add_argument("--threads", type=int, default=2, help="threads decoding and writing images")
+    imp.set_defaults(func=cmd_import)
+
     stats = dsub.add_parser("stats", help="print dataset statistics and problems as JSON")
     stats.add_argument("root", type=Path)
     stats.add_argument("--polyvore-split", choices=SPLIT_KINDS, default="nondisjoint")
@@ -43,6 +55,22 @@ def cmd_synth(args: argparse.Namespace) -> int:
         json.dumps({"out": str(args.out), "seconds": round(time.perf_counter() - t0, 2), **info}, indent=2, default=str)
     )
     return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Import, then check the result as `data stats` does, for both split kinds."""
+    from catalog.shop_import import import_shop
+    from catalog.stats import dataset_stats
+
+    t0 = time.perf_counter()
+    summary = import_shop(catalog=args.catalog, outfits=args.outfits, out=args.out, seed=args.seed,
+                          threads=args.threads)
+    seconds = round(time.perf_counter() - t0, 2)
+    stats = {kind: dataset_stats(args.out, kind) for kind in SPLIT_KINDS}
+    checks = {kind: {"ok": s["ok"], "unlabeled_items": s["unlabeled_items"], "problems": s["problems"][:20]}
+              for kind, s in stats.items()}
+    print(json.dumps({**summary.to_dict(), "seconds": seconds, "stats": checks}, indent=2))
+    return 0 if all(s["ok"] for s in stats.values()) else 1
 
 
 def cmd_stats(args: argparse.Namespace) -> int:

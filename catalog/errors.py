@@ -12,3 +12,13 @@ class DatasetError(ValueError):
         self.path = Path(path)
         self.message = message
         super().__init__(f"{path}: {message}")
+
+
+SHOWN_PROBLEMS = 20
+
+
+def problems_error(path: Path | str, problems: list[str], what: str) -> DatasetError:
+    """One error listing every problem found in a file (the first 20 of them), so one run shows them all."""
+    shown = "\n  ".join(problems[:SHOWN_PROBLEMS])
+    more = f"\n  ... and {len(problems) - SHOWN_PROBLEMS} more" if len(problems) > SHOWN_PROBLEMS else ""
+    return DatasetError(path, f"{len(problems)} {what}:\n  {shown}{more}")

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from catalog.dataset_dir import prepare_out, staging_dir, swap_in
 from catalog.polyvore_writer import write_polyvore_dataset
 from catalog.synth_draw import jpeg_bytes, render_item
 from catalog.synth_splits import Truth, disjoint_splits, nondisjoint_splits
@@ -161,24 +162,6 @@ def build_catalogue(
     return Catalogue(themes, looks, outfit_list)
 
 
-def _prepare_out(out: Path) -> None:
-    """Refuse to replace anything but an empty directory or an earlier synthetic dataset."""
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / META_FILE).is_file())):
-        raise FileExistsError(f"{out} exists and is not a synthetic dataset; choose an empty or new directory")
-
-
-def _swap_in(tmp: Path, out: Path) -> None:
-    """Move the finished directory into place, so readers never see a half-written dataset."""
-    if out.exists():
-        old = out.with_name(f".{out.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-        tmp.rename(out)
-        shutil.rmtree(old)
-    else:
-        tmp.rename(out)
-
-
 def _render_images(root: Path, looks: dict[str, ItemLook], *, seed: int, size: int, jitter: float) -> list[Item]:
     """Draw every item to root/images/{item_id}.jpg; the catalogue entries point at the files."""
     (root / "images").mkdir(parents=True)
@@ -217,7 +200,7 @@ def generate_synthetic(
     if not 0.0 <= unlabeled_fraction < 1.0:
         raise ValueError(f"unlabeled_fraction={unlabeled_fraction}: must be in [0, 1)")
     out = Path(out)
-    _prepare_out(out)
+    prepare_out(out, META_FILE, "a synthetic dataset")
     cfg = config or ThemeConfig()
     cat = build_catalogue(items=items, outfits=outfits, seed=seed, unlabeled_fraction=unlabeled_fraction, config=cfg)
     truth = Truth(
@@ -238,13 +221,12 @@ def generate_synthetic(
         "cold_items": sorted(cold),
     }
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp = staging_dir(out)
     try:
         catalogue = _render_images(tmp, cat.looks, seed=seed, size=image_size, jitter=cfg.colour_jitter)
         write_polyvore_dataset(tmp, items=catalogue, categories=category_table(), splits=splits)
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-        _swap_in(tmp, out)
+        swap_in(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     counts = {

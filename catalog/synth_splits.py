@@ -5,7 +5,9 @@
 least one, and every FITB answer and every swapped-in item of a valid/test negative is cold, so the
 evaluation asks about products with no outfit label (the Mango README's cold-start split).
 Wrong answers and swapped-in items come from other outfits of the same split, the same semantic
-category, and a different theme, so a "wrong" item is never secretly a right one.
+category, and a different theme, so a "wrong" item is never secretly a right one. A shop's real outfits
+(`catalog.shop_import`) have no themes: each item is its own theme there, so any other item of the
+category qualifies, as in Polyvore; an item of the outfit itself never does.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ FITB_ANSWERS = 4
 
 @dataclass(frozen=True)
 class Truth:
-    """Per-item ground truth the split builder needs."""
+    """Per-item ground truth the split builder needs; items of one theme never stand in for each other."""
 
     category: Mapping[str, str]
     theme: Mapping[str, str]
@@ -38,10 +40,10 @@ def _pool(outfits: Sequence[Outfit], eligible: set[str] | None, truth: Truth) ->
     return {c: sorted(v) for c, v in out.items()}
 
 
-def _rivals(pool: Mapping[str, list[str]], item: str, truth: Truth) -> list[str]:
-    """Same-category items of another theme than `item`'s: wrong answers and negative swaps."""
+def _rivals(pool: Mapping[str, list[str]], item: str, truth: Truth, outfit: Sequence[str]) -> list[str]:
+    """Same-category items of another theme than `item`'s and not in `outfit`: wrong answers, negative swaps."""
     theme = truth.theme[item]
-    return [j for j in pool.get(truth.category[item], []) if truth.theme[j] != theme]
+    return [j for j in pool.get(truth.category[item], []) if truth.theme[j] != theme and j not in outfit]
 
 
 def _fitb(
@@ -50,13 +52,13 @@ def _fitb(
     blanks = [
         p
         for p, i in enumerate(o.item_ids)
-        if (eligible is None or i in eligible) and len(_rivals(pool, i, truth)) >= FITB_ANSWERS - 1
+        if (eligible is None or i in eligible) and len(_rivals(pool, i, truth, o.item_ids)) >= FITB_ANSWERS - 1
     ]
     if not blanks:
         return None
     p = blanks[int(rng.integers(len(blanks)))]
     right = o.item_ids[p]
-    rivals = _rivals(pool, right, truth)
+    rivals = _rivals(pool, right, truth, o.item_ids)
     wrong = [rivals[int(k)] for k in rng.choice(len(rivals), size=FITB_ANSWERS - 1, replace=False)]
     answers = [right, *wrong]
     order = rng.permutation(FITB_ANSWERS)
@@ -73,15 +75,16 @@ def _negative(
     o: Outfit, pool: Mapping[str, list[str]], truth: Truth, rng: np.random.Generator
 ) -> CompatibilityExample | None:
     """The outfit with between half and all of its items swapped for same-category rivals."""
-    swappable = [p for p, i in enumerate(o.item_ids) if _rivals(pool, i, truth)]
+    swappable = [p for p, i in enumerate(o.item_ids) if _rivals(pool, i, truth, o.item_ids)]
     if not swappable:
         return None
     n = len(o.item_ids)
     k = min(len(swappable), int(rng.integers((n + 1) // 2, n + 1)))
     ids = list(o.item_ids)
     for p in sorted(int(x) for x in rng.choice(swappable, size=k, replace=False)):
-        rivals = _rivals(pool, ids[p], truth)
-        ids[p] = rivals[int(rng.integers(len(rivals)))]
+        rivals = _rivals(pool, ids[p], truth, ids)  # never an item the outfit already holds
+        if rivals:  # empty only when earlier swaps took the last rivals (two items of one category)
+            ids[p] = rivals[int(rng.integers(len(rivals)))]
     return CompatibilityExample(0, tuple(ids))
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# A catalog attribute value (`in_stock`, `brand`, `size`, ...): typed per column, see catalog.attributes.
+AttrValue = str | float | bool
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,8 @@ class Item:
     image: Path | None = None
     price: float | None = None
     url: str = ""
+    # Extra catalog columns, typed; hash=False keeps Item hashable (a dict is not).
+    attributes: Mapping[str, AttrValue] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

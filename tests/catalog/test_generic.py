@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,55 @@ def test_outfits_jsonl(tmp_path: Path) -> None:
     p.write_text("[]\n")
     with pytest.raises(DatasetError, match="non-empty list"):
         read_outfits_jsonl(p)
+
+
+def test_csv_extra_columns_become_typed_attributes(tmp_path: Path) -> None:
+    p = tmp_path / "cat.csv"
+    p.write_text(
+        "item_id,image,category,in_stock,size,ean,brand,note\n"
+        "a,a.jpg,tops,true,38,0123,acme,\n"
+        "b,b.jpg,tops,FALSE,40.5,4006381333931,bolt,\n"
+        "c,c.jpg,shoes,,,,42,\n"
+    )
+    a, b, c = read_catalog(p)
+    assert a.attributes == {"in_stock": True, "size": 38.0, "ean": "0123", "brand": "acme"}
+    assert b.attributes == {"in_stock": False, "size": 40.5, "ean": "4006381333931", "brand": "bolt"}
+    assert c.attributes == {"brand": "42"}  # a column with any non-number is a string column; empty = missing
+    assert hash(a) == hash(a) and a != b  # still hashable with a dict of attributes
+
+
+def test_jsonl_attributes_keep_their_json_types(tmp_path: Path) -> None:
+    p = tmp_path / "cat.jsonl"
+    p.write_text(
+        '{"item_id": "x", "image": "x.jpg", "category": "bags", "in_stock": true, "size": 3, "colour": "red"}\n'
+        '{"item_id": "y", "image": "y.jpg", "category": "bags", "in_stock": null, "colour": "blue"}\n'
+    )
+    x, y = read_catalog(p)
+    assert x.attributes == {"in_stock": True, "size": 3.0, "colour": "red"}
+    assert y.attributes == {"colour": "blue"}
+    out = tmp_path / "out.jsonl"
+    write_catalog_jsonl(out, [x, y])
+    assert read_catalog(out) == [x, y]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("a.jsonl", '{"item_id": "x", "image": "i", "category": "c", "size": 3}\n'
+                    '{"item_id": "y", "image": "i", "category": "c", "size": "M"}\n',
+         "line 2: attribute 'size' is a string here but a number on line 1"),
+        ("b.jsonl", '{"item_id": "x", "image": "i", "category": "c", "tags": ["a"]}\n',
+         "line 1: attribute 'tags' must be a number, boolean or string, not list"),
+        ("c.csv", "item_id,image,category,Colour Name\nx,i,c,red\n", "line 1: attribute name 'Colour Name'"),
+        ("d.jsonl", '{"item_id": "x", "image": "i", "category": "c", "9lives": 1}\n', "attribute name '9lives'"),
+        ("e.csv", "item_id,image,category\nx,i,c,surplus\n", "line 2: more values than the header"),
+        ("f.csv", "item_id,image,category,brand,brand\nx,i,c,a,b\n", "repeated column names ['brand']"),
+        ("g.csv", "item_id,image,category\nx,i,c\ny,i,c\nx,j,c\n", "line 4: duplicate item_id 'x' (first on line 2)"),
+    ],
+)
+def test_bad_attributes_name_file_and_line(tmp_path: Path, name: str, text: str, message: str) -> None:
+    p = tmp_path / name
+    p.write_text(text)
+    with pytest.raises(DatasetError, match=re.escape(message)) as err:
+        read_catalog(p)
+    assert name in str(err.value)
