@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: browser-deps setup demo test test-slow lint bench clean
+.PHONY: browser-deps bench-deps setup demo test test-slow lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/outfit-compat demo
 
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps bench-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
@@ -29,6 +29,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# HTTP load benchmark: server and wrk pinned to separate cores (docs/SERVICE.md); run it on a quiet machine.
+bench: $(STAMP) bench-deps
+	$(BIN)/python benchmarks/bench_service.py
+
 clean:
 	rm -rf artifacts .pytest_cache .mypy_cache .ruff_cache
 
@@ -38,3 +42,10 @@ browser-deps:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	else echo "chromium/chromedriver missing and not root: the browser test will skip"; fi
+
+# The HTTP benchmarks drive the server with Debian's wrk (benchmarks/wrk/*.lua); its test skips without it.
+bench-deps:
+	@if command -v wrk >/dev/null && command -v taskset >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk util-linux; \
+	else echo "wrk missing and not root: the load-generator test will skip"; fi
