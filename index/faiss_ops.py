@@ -100,6 +100,12 @@ def _train_ivf_on_gpu_if_present(index: faiss.Index) -> None:
         inner.clustering_index = faiss.index_cpu_to_all_gpus(faiss.IndexFlatIP(inner.d))
 
 
+def index_kind(index: faiss.Index) -> str:
+    """"hnsw", "ivf" or "other": which search parameters apply (readers compute it once per index)."""
+    inner = _innermost(index)
+    return "hnsw" if isinstance(inner, faiss.IndexHNSW) else "ivf" if isinstance(inner, faiss.IndexIVF) else "other"
+
+
 def search_params(
     index: faiss.Index,
     *,
@@ -107,14 +113,19 @@ def search_params(
     selector: faiss.IDSelector | None,
     ef_search: int = DEFAULT_EF_SEARCH,
     nprobe: int = DEFAULT_NPROBE,
+    kind: str | None = None,
 ) -> faiss.SearchParameters | None:
-    """Per-call parameters (never mutate the shared index: the service searches from many threads)."""
-    inner = _innermost(index)
+    """Per-call parameters (never mutate the shared index: the service searches from many threads).
+
+    `kind` is `index_kind(index)` when the caller has it already (unwrapping costs more than a Flat search
+    of a small category).
+    """
+    kind = kind or index_kind(index)
     params: Any
-    if isinstance(inner, faiss.IndexHNSW):
+    if kind == "hnsw":
         params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # absent from faiss's generated stub
         params.efSearch = max(ef_search, k)
-    elif isinstance(inner, faiss.IndexIVF):
+    elif kind == "ivf":
         params = faiss.SearchParametersIVF()
         params.nprobe = nprobe
     elif selector is None:

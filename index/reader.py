@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,14 @@ import faiss
 import numpy as np
 
 from index.errors import IndexArtifactError
-from index.faiss_ops import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, exclusion_selector, read_index, search_params
+from index.faiss_ops import (
+    DEFAULT_EF_SEARCH,
+    DEFAULT_NPROBE,
+    exclusion_selector,
+    index_kind,
+    read_index,
+    search_params,
+)
 from index.layout import GLOBAL_INDEX_FILE, STORE_FILE, VECTORS_FILE, resolve_version_dir
 from index.manifest import check_compatible, read_manifest, verify_files
 from index.store import ItemRecord, ItemStore
@@ -31,6 +38,16 @@ class Hit:
     item_id: str
     category: str
     score: float
+    # The item's whole record when the search was asked for it (`records=True`); not part of equality.
+    record: ItemRecord | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class _Exclusion:
+    """A request's exclusions resolved once: rows dropped after an over-fetch, or an ID selector."""
+
+    selector: faiss.IDSelector | None
+    drop: frozenset[int]
 
 
 class CatalogIndex:
@@ -61,10 +78,12 @@ class CatalogIndex:
             )
         self._tombstones = self._store.deleted_rows()
         self._tombstone_selector = exclusion_selector(self._tombstones)
+        self._kinds = {id(ix): index_kind(ix) for ix in (self._global, *self._by_category.values())}
+        self._categories = {str(c): int(n) for c, n in manifest["per_category"].items()}
 
     def categories(self) -> dict[str, int]:
-        """category -> number of live items."""
-        return {str(c): int(n) for c, n in self.manifest["per_category"].items()}
+        """category -> number of live items (a copy: callers may change it)."""
+        return dict(self._categories)
 
     def has(self, item_id: str) -> bool:
         return bool(self._store.rows_of([item_id]))
@@ -83,6 +102,14 @@ class CatalogIndex:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.asarray(self._vectors[[rows[i] for i in ids]], dtype=np.float32)
 
+    def resolve(self, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """id -> (row, category) for the live ids among `ids` (one metadata query); unknown ids are absent."""
+        return self._store.live_rows(ids)
+
+    def vectors_of_rows(self, rows: Sequence[int]) -> np.ndarray:
+        """(n, d) stored embeddings of rows (from `resolve`), in order."""
+        return np.asarray(self._vectors[list(rows)], dtype=np.float32).reshape(len(rows), self.dim)
+
     def image_path(self, item_id: str) -> Path | None:
         """The catalog's image path of a live item; None for an unknown item or one without an image."""
         rec = self._store.records([item_id]).get(item_id)
@@ -95,22 +122,25 @@ class CatalogIndex:
         q = self._check_queries(queries)
         k = _check_k(k)
         index = self._global if category is None else self._category_index(category)
-        rows = self._search_rows(index, q, k=k, exclude=exclude)
+        rows = self._search_rows(index, q, k=k, exclusion=self._exclusion(exclude))
         return self._to_hits(rows)
 
     def search_categories(
-        self, query: np.ndarray, categories: Sequence[str], *, k: int, exclude: Collection[str] = ()
+        self, query: np.ndarray, categories: Sequence[str], *, k: int, exclude: Collection[str] = (),
+        records: bool = False,
     ) -> dict[str, list[Hit]]:
         """Up to k hits per category for one (d,) query, best first; one metadata look-up for all of them.
 
         The same hits as `search(query[None], k=k, category=c, exclude=exclude)[0]` for each c, without
-        paying for id resolution once per category (the complementary-items request path).
+        paying for id resolution once per category (the complementary-items request path). With `records`,
+        each hit carries its whole ItemRecord, from the same single query.
         """
         q = self._check_queries(np.asarray(query).reshape(1, -1))
         k = _check_k(k)
         indexes = [self._category_index(c) for c in categories]  # every name checked before any search
-        per_cat = [self._search_rows(index, q, k=k, exclude=exclude)[0] for index in indexes]
-        hits = self._to_hits(per_cat)
+        exclusion = self._exclusion(exclude)
+        per_cat = [self._search_rows(index, q, k=k, exclusion=exclusion)[0] for index in indexes]
+        hits = self._to_hits(per_cat, records=records)
         return dict(zip(categories, hits, strict=True))
 
     def _category_index(self, category: str) -> faiss.Index:
@@ -119,31 +149,35 @@ class CatalogIndex:
         except KeyError:
             raise KeyError(f"unknown category {category!r}; this index has {sorted(self._by_category)}") from None
 
-    def _search_rows(
-        self, index: faiss.Index, q: np.ndarray, *, k: int, exclude: Collection[str]
-    ) -> list[list[tuple[float, int]]]:
-        """Per query, up to k (score, row) pairs best first, tombstones and exclusions removed."""
-        selector = self._tombstone_selector
+    def _exclusion(self, exclude: Collection[str]) -> _Exclusion:
         excluded = self._store.rows_of(list(exclude)) if exclude else {}
-        drop: set[int] = set()
-        fetch = k
         if len(excluded) > SMALL_EXCLUDE:
             rows = np.union1d(self._tombstones, np.fromiter(excluded.values(), dtype=np.int64))
-            selector = exclusion_selector(rows)
-        elif excluded:
-            # A few exclusions (the query item itself, the rest of an outfit): fetch that many more and drop
-            # them; cheaper than an ID selector inside an HNSW walk, and exact for Flat.
-            drop = set(excluded.values())
-            fetch = k + len(drop)
-        params = search_params(index, k=fetch, selector=selector, ef_search=self.ef_search, nprobe=self.nprobe)
+            return _Exclusion(exclusion_selector(rows), frozenset())
+        # A few exclusions (the query item itself, the rest of an outfit): fetch that many more and drop
+        # them; cheaper than an ID selector inside an HNSW walk, and exact for Flat.
+        return _Exclusion(self._tombstone_selector, frozenset(excluded.values()))
+
+    def _search_rows(
+        self, index: faiss.Index, q: np.ndarray, *, k: int, exclusion: _Exclusion
+    ) -> list[list[tuple[float, int]]]:
+        """Per query, up to k (score, row) pairs best first, tombstones and exclusions removed."""
+        drop = exclusion.drop
+        fetch = k + len(drop)
+        params = search_params(index, k=fetch, selector=exclusion.selector, ef_search=self.ef_search,
+                               nprobe=self.nprobe, kind=self._kinds[id(index)])
         scores, labels = index.search(q, fetch, params=params)
         return [
             [(float(s), int(r)) for s, r in zip(srow, lrow, strict=True) if r >= 0 and int(r) not in drop][:k]
             for srow, lrow in zip(scores, labels, strict=True)
         ]
 
-    def _to_hits(self, rows: list[list[tuple[float, int]]]) -> list[list[Hit]]:
-        labels = self._store.labels_of_rows([r for row in rows for _, r in row])
+    def _to_hits(self, rows: list[list[tuple[float, int]]], *, records: bool = False) -> list[list[Hit]]:
+        flat = [r for row in rows for _, r in row]
+        if records:
+            recs = self._store.records_of_rows(flat)
+            return [[Hit(recs[r].item_id, recs[r].category, score, recs[r]) for score, r in row] for row in rows]
+        labels = self._store.labels_of_rows(flat)
         return [[Hit(*labels[r], score) for score, r in row] for row in rows]
 
     def _check_queries(self, queries: np.ndarray) -> np.ndarray:

@@ -97,6 +97,27 @@ class ItemStore:
             out.update((str(i), int(r)) for i, r in self._query(q, part))
         return out
 
+    def live_rows(self, ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+        """id -> (row, category) of the live ids among `ids`, in one query per 900 ids."""
+        out: dict[str, tuple[int, str]] = {}
+        for part in _chunks(list(dict.fromkeys(ids))):
+            marks = ",".join("?" * len(part))
+            q = f"SELECT item_id, row, category FROM items WHERE item_id IN ({marks}) AND deleted = 0"
+            out.update((str(i), (int(r), str(c))) for i, r, c in self._query(q, part))
+        return out
+
+    def records_of_rows(self, rows: Sequence[int]) -> dict[int, ItemRecord]:
+        """row -> record, in one query per 900 rows (search hits resolve through this)."""
+        out: dict[int, ItemRecord] = {}
+        uniq = list(dict.fromkeys(int(r) for r in rows))
+        for s in range(0, len(uniq), _CHUNK):
+            part = uniq[s : s + _CHUNK]
+            q = ("SELECT row, item_id, category, title, image_path, price, url FROM items "
+                 f"WHERE row IN ({','.join('?' * len(part))})")
+            for row, item_id, cat, title, image, price, url in self._query(q, part):
+                out[int(row)] = ItemRecord(item_id, cat, title, image, None if price is None else float(price), url)
+        return out
+
     def labels_of_rows(self, rows: Sequence[int]) -> dict[int, tuple[str, str]]:
         """row -> (item_id, category), in one query per 900 rows (search hits resolve through this)."""
         out: dict[int, tuple[str, str]] = {}

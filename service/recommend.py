@@ -35,20 +35,23 @@ def record_out(rec: ItemRecord, cls: type[OutT], **extra: Any) -> OutT:
     )
 
 
-def lookup_vectors(engine: Engine, item_ids: Sequence[str]) -> np.ndarray:
-    """Catalog embeddings of ids; a 404 naming every unknown id otherwise."""
-    missing = [i for i in dict.fromkeys(item_ids) if not engine.index.has(i)]
+def resolve_items(engine: Engine, item_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Catalog embeddings and categories of ids, in order, from one metadata query; a 404 naming every
+    unknown id otherwise."""
+    found = engine.index.resolve(item_ids)
+    missing = [i for i in dict.fromkeys(item_ids) if i not in found]
     if missing:
         raise UnknownItemsError(missing)
-    return np.asarray(engine.index.vectors(list(item_ids)), dtype=np.float32)
+    return engine.index.vectors_of_rows([found[i][0] for i in item_ids]), [found[i][1] for i in item_ids]
+
+
+def lookup_vectors(engine: Engine, item_ids: Sequence[str]) -> np.ndarray:
+    """Catalog embeddings of ids; a 404 naming every unknown id otherwise."""
+    return resolve_items(engine, item_ids)[0]
 
 
 def item_categories(engine: Engine, item_ids: Sequence[str]) -> list[str]:
-    records = engine.index.get_items(list(item_ids))
-    missing = [i for i in item_ids if i not in records]
-    if missing:
-        raise UnknownItemsError(missing)
-    return [records[i].category for i in item_ids]
+    return resolve_items(engine, item_ids)[1]
 
 
 def infer_category(engine: Engine, query: np.ndarray) -> tuple[str, list[str]]:
@@ -103,20 +106,19 @@ def complementary(
         )
     exclude = tuple(dict.fromkeys([*query_ids, *options.exclude]))
     excluded = set(exclude)
-    per_category = engine.index.search_categories(query, targets, k=options.per_category, exclude=exclude)
+    # Hits carry their records (one metadata query for all categories), so the answer needs no other look-up.
+    per_category = engine.index.search_categories(
+        query, targets, k=options.per_category, exclude=exclude, records=True
+    )
     scored = [
-        (hit.score, hit.item_id, cat)
+        (hit.score, hit.item_id, cat, hit.record)
         for cat, hits in per_category.items()
         for hit in hits
         if hit.item_id not in excluded  # the contract, whatever the index does with `exclude`
     ]
     scored.sort(key=lambda t: (-t[0], t[1]))
-    top = scored[: options.k]
-    records = engine.index.get_items([i for _, i, _ in top])
     groups: dict[str, list[ScoredItem]] = {}
-    for score, item_id, cat in top:
-        rec = records.get(item_id)
-        if rec is None:  # removed between search and lookup cannot happen in an immutable version
-            continue
+    for score, _, cat, rec in scored[: options.k]:
+        assert rec is not None  # search_categories(records=True) attaches every hit's record
         groups.setdefault(cat, []).append(record_out(rec, ScoredItem, score=score))
     return [CategoryGroup(category=c, items=items) for c, items in groups.items()]

@@ -64,7 +64,9 @@ def score_outfit(emb: np.ndarray, calibration: Calibration) -> OutfitScore:
 
 def outfit_query_vector(emb: np.ndarray) -> np.ndarray:
     """Normalised mean of the outfit's normalised embeddings: the query for complements and FITB."""
-    mean = np.asarray(emb, dtype=np.float32).mean(axis=0)
+    emb = np.asarray(emb, dtype=np.float32)
+    # One item (the common query): its own row, bit for bit what mean() returns, without mean()'s overhead.
+    mean = emb[0] if len(emb) == 1 else emb.mean(axis=0)
     norm = float(np.linalg.norm(mean))
     if norm < 1e-12:
         # Opposite embeddings cancel out; any direction is as good as another, keep it deterministic.

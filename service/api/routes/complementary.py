@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
-from service.api.cached import cached_result
+from service.api.cached import cached_result, json_response
 from service.api.deps import CacheDep, EngineDep, StateDep
 from service.api.parsing import (
     binary_field,
@@ -21,7 +21,7 @@ from service.api.parsing import (
 )
 from service.engine import Engine
 from service.errors import InvalidInputError
-from service.recommend import check_categories, complementary, infer_category, item_categories, lookup_vectors
+from service.recommend import check_categories, complementary, infer_category, resolve_items
 from service.schemas import ComplementaryOptions, ComplementaryRequest, ComplementaryResponse, QueryInfo
 from service.scoring import outfit_query_vector
 from service.uploads import embed_uploads, read_upload
@@ -48,8 +48,8 @@ MULTIPART_SCHEMA = {
 def by_items(engine: Engine, req: ComplementaryRequest) -> ComplementaryResponse:
     """Query = the normalised mean of the outfit's catalog embeddings; its categories are excluded."""
     ids = list(dict.fromkeys(req.item_ids))
-    vectors = lookup_vectors(engine, ids)
-    cats = list(dict.fromkeys(item_categories(engine, ids)))
+    vectors, categories = resolve_items(engine, ids)
+    cats = list(dict.fromkeys(categories))
     groups = complementary(engine, outfit_query_vector(vectors), query_categories=cats, query_ids=ids, options=req)
     return ComplementaryResponse(
         query=QueryInfo(kind="items", item_ids=ids, categories=cats, category_inferred=False),
@@ -77,9 +77,7 @@ def by_image(
     openapi_extra=request_body(ComplementaryRequest, MULTIPART_SCHEMA),
     summary="Complementary items, grouped by category",
 )
-async def post_complementary(
-    request: Request, state: StateDep, engine: EngineDep, cache: CacheDep
-) -> ComplementaryResponse:
+async def post_complementary(request: Request, state: StateDep, engine: EngineDep, cache: CacheDep) -> Response:
     kind = media_type(request)
     if kind == "application/json":
         req = await parse_json(request, ComplementaryRequest)
@@ -112,5 +110,5 @@ async def post_complementary(
         upload = await read_upload(files[0], label="image", max_bytes=state.settings.max_upload_bytes)
         vecs, cached = await embed_uploads([upload], engine=engine, cache=cache, limits=state.image_limits,
                                            ttl_s=state.settings.cache_embedding_ttl_s)
-        return await engine.run(by_image, engine, vecs[0], category or None, opts, cached[0])
+        return json_response(await engine.run(by_image, engine, vecs[0], category or None, opts, cached[0]))
     raise unsupported(request, ("application/json", "multipart/form-data"))

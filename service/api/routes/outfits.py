@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
-from service.api.cached import cached_result
+from service.api.cached import cached_result, json_response
 from service.api.deps import CacheDep, EngineDep, StateDep
 from service.api.parsing import (
     binary_field,
@@ -103,9 +103,7 @@ def _check_size(n: int) -> None:
     openapi_extra=request_body(CompatibilityRequest, COMPAT_MULTIPART),
     summary="Compatibility score of an outfit, its pairwise distances and its weakest item",
 )
-async def post_compatibility(
-    request: Request, state: StateDep, engine: EngineDep, cache: CacheDep
-) -> CompatibilityResponse:
+async def post_compatibility(request: Request, state: StateDep, engine: EngineDep, cache: CacheDep) -> Response:
     kind = media_type(request)
     if kind == "application/json":
         req = await parse_json(request, CompatibilityRequest)
@@ -130,7 +128,7 @@ async def post_compatibility(
             await engine.run(lookup_vectors, engine, ids)  # unknown ids fail before any upload is embedded
         up_emb, _ = await embed_uploads(uploads, engine=engine, cache=cache, limits=state.image_limits,
                                         ttl_s=state.settings.cache_embedding_ttl_s)
-        return await engine.run(_by_ids, engine, ids, up_emb)
+        return json_response(await engine.run(_by_ids, engine, ids, up_emb))
     raise unsupported(request, ("application/json", "multipart/form-data"))
 
 
