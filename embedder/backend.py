@@ -9,6 +9,7 @@ ONNX Runtime's CPU provider or OpenVINO's CPU plugin (the faster one here, docs/
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,8 @@ from embedder.model import Embedder
 from embedder.preprocess import normalize_array, preprocess_batch, resize_square
 
 ONNX_VARIANT: dict[str, str] = {"onnx": "fp32", "onnx-int8": "int8", "openvino": "fp32", "openvino-int8": "int8"}
+FP32_OF: dict[str, str] = {"onnx-int8": "onnx", "openvino-int8": "openvino"}
+log = logging.getLogger(__name__)
 
 
 class EmbeddingBackend(Protocol):
@@ -76,6 +79,8 @@ class OnnxBackend:
         self.session = session
         self.card = card
         self.name = name
+        # The int8 backend this one replaces after a failed parity check (see load_backend), else None.
+        self.fallback_from: str | None = None
         self._input = input_name
         self._outputs = [output_name]
 
@@ -107,6 +112,7 @@ class OpenVinoBackend:
     def __init__(self, compiled: Any, card: ModelCard, *, name: str) -> None:
         self.card = card
         self.name = name
+        self.fallback_from: str | None = None  # as OnnxBackend's
         self._request = compiled.create_infer_request()
         self._port = compiled.output(0)
         self._lock = threading.Lock()
@@ -173,10 +179,48 @@ def load_backend(
 
     card = verified_card(checkpoint)
     path, info = verify_export(checkpoint, ONNX_VARIANT[backend], card)
-    if backend.startswith("openvino"):
-        return OpenVinoBackend(openvino_compiled(path, threads=threads), card, name=backend)
-    session = onnx_session(path, threads=threads)
-    return OnnxBackend(session, card, name=backend, input_name=info.input_name, output_name=info.output_name)
+    runtime = _runtime_backend(backend, path, card, info.input_name, info.output_name, threads)
+    if ONNX_VARIANT[backend] == "int8" and not int8_parity_holds(runtime, Path(checkpoint), info.quantization):
+        path, info = verify_export(checkpoint, "fp32", card)
+        runtime = _runtime_backend(FP32_OF[backend], path, card, info.input_name, info.output_name, threads)
+        runtime.fallback_from = backend
+    return runtime
+
+
+def _runtime_backend(
+    name: str, path: Path, card: ModelCard, input_name: str, output_name: str, threads: int | None
+) -> OnnxBackend | OpenVinoBackend:
+    if name.startswith("openvino"):
+        return OpenVinoBackend(openvino_compiled(path, threads=threads), card, name=name)
+    return OnnxBackend(onnx_session(path, threads=threads), card, name=name, input_name=input_name,
+                       output_name=output_name)
+
+
+def int8_parity_holds(model: EmbeddingBackend, checkpoint: Path, quantization: dict[str, Any]) -> bool:
+    """The export's parity probe on this CPU (`embedder.int8_parity`); False, with a warning, when it fails."""
+    from embedder.int8_parity import check_parity
+
+    probe = quantization.get("probe")
+    if not probe:
+        log.warning("%s: the int8 export has no parity probe (made before probes existed), so int8 accuracy on "
+                    "this CPU is unchecked; re-export with `outfit-compat export CKPT --int8 --data DATASET`",
+                    checkpoint)
+        return True
+    try:
+        report = check_parity(model, checkpoint / str(probe["file"]), expected_sha256=str(probe["sha256"]))
+    except (OSError, ValueError, KeyError) as e:
+        log.warning("%s: int8 parity probe unreadable (%s); serving the fp32 export instead of %s",
+                    checkpoint, e, model.name)
+        return False
+    if not report.passed:
+        log.warning(
+            "%s: int8 is not accurate on this CPU (%s): relative error %.3f > %.3f (%.3f at export); serving the "
+            "fp32 export instead of %s (slower, same rankings as the model). Re-export int8 on this machine "
+            "or serve an fp32 backend on purpose.", checkpoint, report.cpu, report.relative_error, report.bound,
+            report.export_relative_error, model.name)
+        return False
+    log.info("%s: int8 parity on this CPU (%s): %s", checkpoint, report.cpu, report.to_dict())
+    return True
 
 
 def verified_card(checkpoint: Path | str) -> ModelCard:

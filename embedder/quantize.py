@@ -1,9 +1,13 @@
 """Static int8 quantisation of the fp32 export, calibrated on catalog photos: `CKPT/model.int8.onnx`.
 
-ONNX Runtime QDQ format, weights int8 per output channel, activations uint8 (the U8S8 pair that maps
-onto AVX-512 VNNI `vpdpbusd`), MinMax calibration on preprocessed images from a Polyvore-format
-dataset's train split. The projection and the final L2 normalisation stay in fp32. Parity with the fp32 export is
-measured on held-out test-split images before the artifact is installed and recorded in its sidecar.
+ONNX Runtime QDQ format, weights int8 per output channel, activations uint8 (the U8S8 pair that maps onto
+VNNI `vpdpbusd`). Without VNNI the kernels use `vpmaddubsw`, whose int16 pair sums saturate with full-range
+weights, so the weight range is chosen for the CPU: 8 bits with VNNI, 7 bits (`reduce_range`, which cannot
+saturate and gives the same embeddings on every CPU) without, or as the caller says. MinMax
+calibration on preprocessed images from a Polyvore-format dataset's train split. The projection and the final
+L2 normalisation stay in fp32. Parity with the fp32 export is measured on held-out test-split images before
+the artifact is installed and recorded in its sidecar, and a probe of calibration photos is written beside
+it for the check every int8 backend runs when it loads (`embedder.int8_parity`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 
 from embedder.checkpoint import read_model_card
 from embedder.config import PreprocessConfig
+from embedder.int8_parity import PROBE_FILE, cpu_kind, error_bound, probe_bytes, relative_error, sha256
 from embedder.onnx_export import (
     INPUT_NAME,
     VARIANT_FILES,
@@ -29,6 +34,7 @@ from embedder.onnx_export import (
     row_cosines,
     utc_now,
     verify_export,
+    write_atomic,
     write_variant,
 )
 
@@ -49,12 +55,16 @@ class QuantizeConfig:
     parity_images: int = 128
     method: str = "minmax"
     per_channel: bool = True
+    # 7-bit weights: u8 x s8 pair sums fit int16, so CPUs without VNNI cannot saturate, at ~45 % more int8
+    # error than 8-bit weights, which VNNI computes exactly. None: 8-bit on a CPU with VNNI, else 7-bit.
+    reduce_range: bool | None = None
+    probe_images: int = 32
     batch_size: int = 32
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.calibration_images < 1 or self.parity_images < 1 or self.batch_size < 1:
-            raise ValueError("calibration_images, parity_images and batch_size must be positive")
+        if min(self.calibration_images, self.parity_images, self.batch_size, self.probe_images) < 1:
+            raise ValueError("calibration_images, parity_images, probe_images and batch_size must be positive")
         if self.method not in CALIBRATION_METHODS:
             raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}, not {self.method!r}")
 
@@ -109,6 +119,7 @@ def quantize_int8(
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     cfg = config or QuantizeConfig()
+    reduce_range = cfg.reduce_range if cfg.reduce_range is not None else "vnni" not in cpu_kind()
     checkpoint = Path(checkpoint)
     card = read_model_card(checkpoint)
     fp32_path, fp32_info = verify_export(checkpoint, "fp32", card)
@@ -133,12 +144,14 @@ def quantize_int8(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             per_channel=cfg.per_channel,
+            reduce_range=reduce_range,
             calibrate_method=method,
             # The projection (Gemm, 512 x d) is ~0.01% of the MACs; keeping it fp32 cut int8 error ~15%.
             op_types_to_quantize=["Conv", "Add", "Relu", "MaxPool", "GlobalAveragePool"],
             extra_options={"CalibTensorRangeSymmetric": False, "WeightSymmetric": True},
         )
         data = out.read_bytes()
+        probe, probe_info = make_probe(fp32_path, out, dataset_root, calib_ids[: cfg.probe_images], pre)
     parity = measure_parity(fp32_path, data, dataset_root, pre, cfg)
     if parity["mean_cosine"] < INT8_MIN_MEAN_COSINE:
         raise ExportError(
@@ -159,7 +172,10 @@ def quantize_int8(
         quantization={
             "format": "QDQ",
             "activations": "uint8 asymmetric, per tensor",
-            "weights": "int8 symmetric, " + ("per channel" if cfg.per_channel else "per tensor"),
+            "weights": "int8 symmetric, " + ("per channel" if cfg.per_channel else "per tensor")
+            + (", 7-bit range (reduce_range)" if reduce_range else ", full 8-bit range"),
+            "reduce_range": reduce_range,
+            "chosen_for_cpu": cpu_kind() if cfg.reduce_range is None else "fixed by the caller",
             "method": cfg.method,
             "dataset": str(Path(dataset_root).resolve()),
             "kind": cfg.kind,
@@ -168,10 +184,47 @@ def quantize_int8(
             "item_ids_sha256": fingerprint_ids(calib_ids),
             "seed": cfg.seed,
             "source_onnx_sha256": fp32_info.onnx_sha256,
+            "probe": probe_info,
         },
     )
-    log.info("int8 parity vs fp32 on %d test images: %s", int(parity["n"]), parity)
+    log.info("int8 parity vs fp32 on %d test images: %s; probe: %s", int(parity["n"]), parity, probe_info)
+    write_atomic(checkpoint / PROBE_FILE, probe)  # before the sidecar that names its sha256
     return write_variant(checkpoint, info, data)
+
+
+def make_probe(
+    fp32_path: Path, int8_path: Path, dataset_root: Path | str, item_ids: Sequence[str], pre: PreprocessConfig
+) -> tuple[bytes, dict[str, Any]]:
+    """The parity probe of `embedder.int8_parity` from calibration photos, checked here on both int8 runtimes.
+
+    Raises ExportError when either runtime's int8 error on this CPU is far above ONNX Runtime's (the two
+    runtimes run the same graph; a gap means one of them computes it differently here).
+    """
+    import onnxruntime as ort
+
+    from embedder.backend import openvino_compiled
+    from embedder.image_io import load_image_file
+    from embedder.preprocess import normalize_array, resize_square
+
+    root = Path(dataset_root)
+    images = np.stack([np.asarray(resize_square(load_image_file(root / "images" / f"{i}.jpg"), pre))
+                       for i in item_ids])
+    x = normalize_array(images, pre)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    fp32 = ort.InferenceSession(str(fp32_path), opts, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x})[0]
+    ort_int8 = ort.InferenceSession(str(int8_path), opts, providers=["CPUExecutionProvider"]).run(
+        None, {INPUT_NAME: x})[0]
+    compiled = openvino_compiled(int8_path, threads=2)
+    ov_int8 = np.asarray(compiled.create_infer_request().infer({0: x})[compiled.output(0)], dtype=np.float32)
+    errors = {"onnx-int8": relative_error(ort_int8, fp32), "openvino-int8": relative_error(ov_int8, fp32)}
+    bound = error_bound(errors["onnx-int8"])
+    if errors["openvino-int8"] > bound:
+        raise ExportError(f"int8 parity differs between runtimes on this CPU ({cpu_kind()}): relative error "
+                          f"{errors}; serve with backend 'onnx' or 'openvino'")
+    data = probe_bytes(images, fp32, ort_int8)
+    return data, {"file": PROBE_FILE, "sha256": sha256(data), "n": len(item_ids), "split": "train",
+                  "relative_error": {k: round(v, 4) for k, v in errors.items()}, "cpu": cpu_kind()}
 
 
 def measure_parity(

@@ -29,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration-images", type=int, default=256, help="train-split photos to calibrate on")
     p.add_argument("--parity-images", type=int, default=128, help="test-split photos for the int8 parity check")
     p.add_argument("--method", choices=METHODS, default="minmax", help="activation-range calibration")
+    p.add_argument(
+        "--weight-bits", choices=("auto", "7", "8"), default="auto",
+        help="int8 weight range: 8 needs VNNI to stay exact, 7 cannot saturate on AVX2-only CPUs; auto picks "
+        "for this CPU (export on the kind of CPU that serves, or choose 7 for a fleet without VNNI)",
+    )
     p.add_argument("--opset", type=int, default=18)
     p.add_argument("--reuse-fp32", action="store_true", help="keep a verified existing model.onnx")
     p.set_defaults(func=cmd_export)
@@ -73,6 +78,7 @@ def run_export(args: argparse.Namespace) -> dict[str, object]:
             calibration_images=args.calibration_images,
             parity_images=args.parity_images,
             method=args.method,
+            reduce_range=None if args.weight_bits == "auto" else args.weight_bits == "7",
         )
         q = quantize_int8(args.checkpoint, dataset_root=args.data, config=cfg)
         report["int8"] = {"file": q.onnx_file, "sha256": q.onnx_sha256, "parity": q.parity}

@@ -136,7 +136,10 @@ def load_engine(
         ckpt = checkpoint if checkpoint is not None else _checkpoint_from_manifest(index_root, manifest)
         # Default to the backend the index was built with: its embeddings are then served unchanged.
         model = load_backend(ckpt, backend=backend or str(manifest.get("backend", "torch")))
-        idx = open_index(index_root, expected_model_version=model.card.model_version, backend=model.name)
+        # An int8 backend that failed its parity check on this CPU came back as its fp32 export (with a
+        # warning): it still serves the int8 index, whose embeddings approximate exactly that model.
+        family = getattr(model, "fallback_from", None) or model.name
+        idx = open_index(index_root, expected_model_version=model.card.model_version, backend=family)
     except (CheckpointError, IndexArtifactError, FileNotFoundError, ValueError) as e:
         if isinstance(e, EngineLoadError):
             raise
