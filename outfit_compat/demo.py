@@ -12,6 +12,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from embedder.backend_family import BACKENDS
+from index.demo_step import DEFAULT_BACKEND
+
 log = logging.getLogger(__name__)
 
 
@@ -22,6 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--outfits", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-serve", action="store_true", help="stop after the index step instead of serving it")
+    p.add_argument(
+        "--backend", choices=BACKENDS, default=DEFAULT_BACKEND,
+        help="embedder backend for the index and the server (default openvino-int8, the fastest on CPUs: "
+        "docs/PERFORMANCE.md); torch is the fp32 reference",
+    )
     p.add_argument("--host", default="127.0.0.1", help="where the final serve step listens")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=cmd_demo)
@@ -62,11 +70,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     trained = demo_train(workdir, data_dir, seed=args.seed)
     results["trained (L_l+L_ss+L_pseudo)"] = trained.test
-    results["index"] = demo_index(workdir, data_dir, checkpoint=trained.checkpoint, seed=args.seed)
+    results["index"] = demo_index(workdir, data_dir, checkpoint=trained.checkpoint, seed=args.seed,
+                                  backend=args.backend)
     print(json.dumps({"data": str(data_dir), "test_nondisjoint": results}, indent=2))
     if not args.no_serve:
         from service.cli import serve
 
         # Last step: serve the demo index (web page at /, API docs at /docs) until interrupted.
-        serve(host=args.host, port=args.port, index=Path(results["index"]["index"]), checkpoint=trained.checkpoint)
+        serve(host=args.host, port=args.port, index=Path(results["index"]["index"]), checkpoint=trained.checkpoint,
+              backend=args.backend)
     return 0
