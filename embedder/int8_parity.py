@@ -5,7 +5,8 @@ u8 x s8 kernels (`vpmaddubsw`) add pairs of products in int16 and saturate, whic
 tripled the int8 error of full-range weights (docs/PERFORMANCE.md). Export therefore picks the weight range
 for its CPU (`embedder.quantize`: 7 bits, which cannot saturate, without VNNI); and so that a model exported
 on one kind of CPU cannot silently serve bad embeddings on another, export records a probe beside it: a few
-calibration photos (uint8, already resized) with their fp32 embeddings and the int8 error measured then.
+calibration photos as model inputs (float16, already preprocessed, so the check needs neither the images nor
+the preprocessing code, nor torch) with their fp32 embeddings and the int8 error measured then.
 `check_parity` embeds the probe with the int8 backend on this CPU; `load_backend` falls back to the fp32
 export of the same runtime, with a warning, when the error here is clearly larger than at export.
 """
@@ -21,9 +22,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from embedder.config import PreprocessConfig
-from embedder.preprocess import normalize_array
-
 log = logging.getLogger(__name__)
 
 PROBE_FILE = "model.int8.probe.npz"
@@ -35,9 +33,6 @@ ERROR_MARGIN = 0.02
 
 
 class _Embeds(Protocol):
-    @property
-    def preprocess(self) -> PreprocessConfig: ...
-
     def embed_batch(self, batch: np.ndarray) -> np.ndarray: ...
 
 
@@ -71,10 +66,15 @@ def error_bound(export_error: float) -> float:
     return ERROR_GROWTH * export_error + ERROR_MARGIN
 
 
-def probe_bytes(images: np.ndarray, fp32: np.ndarray, int8: np.ndarray) -> bytes:
-    """The probe file: uint8 (n, S, S, 3) resized photos, their fp32 and int8 embeddings at export."""
+def probe_inputs(batch: np.ndarray) -> np.ndarray:
+    """Model inputs as the probe stores them (float16); embed exactly these, widened back to float32."""
+    return np.asarray(batch, dtype=np.float16)
+
+
+def probe_bytes(inputs: np.ndarray, fp32: np.ndarray, int8: np.ndarray) -> bytes:
+    """The probe file: (n, 3, S, S) float16 model inputs, their fp32 and int8 embeddings at export."""
     buf = io.BytesIO()
-    np.savez(buf, images=np.asarray(images, dtype=np.uint8), fp32=np.asarray(fp32, dtype=np.float32),
+    np.savez(buf, inputs=probe_inputs(inputs), fp32=np.asarray(fp32, dtype=np.float32),
              int8=np.asarray(int8, dtype=np.float32))
     return buf.getvalue()
 
@@ -106,11 +106,11 @@ def check_parity(backend: _Embeds, probe: Path, *, expected_sha256: str) -> Pari
     if sha256(data) != expected_sha256:
         raise ValueError(f"{probe}: does not match the sha256 its export recorded; re-export with --int8")
     with np.load(io.BytesIO(data)) as z:
-        images, fp32, int8_then = z["images"], z["fp32"], z["int8"]
-    got = backend.embed_batch(normalize_array(images, backend.preprocess))
+        inputs, fp32, int8_then = z["inputs"], z["fp32"], z["int8"]
+    got = backend.embed_batch(inputs.astype(np.float32))
     cos = np.sum(got * fp32, axis=1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(fp32, axis=1))
     err, then = relative_error(got, fp32), relative_error(int8_then, fp32)
     bound = error_bound(then)
-    return ParityReport(n=len(images), min_cosine=round(float(cos.min()), 6), relative_error=round(err, 4),
+    return ParityReport(n=len(inputs), min_cosine=round(float(cos.min()), 6), relative_error=round(err, 4),
                         export_relative_error=round(then, 4), bound=round(bound, 4),
                         passed=bool(np.isfinite(err) and err <= bound), cpu=cpu_kind())

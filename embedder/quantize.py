@@ -24,7 +24,15 @@ import numpy as np
 
 from embedder.checkpoint import read_model_card
 from embedder.config import PreprocessConfig
-from embedder.int8_parity import PROBE_FILE, cpu_kind, error_bound, probe_bytes, relative_error, sha256
+from embedder.int8_parity import (
+    PROBE_FILE,
+    cpu_kind,
+    error_bound,
+    probe_bytes,
+    probe_inputs,
+    relative_error,
+    sha256,
+)
 from embedder.onnx_export import (
     INPUT_NAME,
     VARIANT_FILES,
@@ -209,7 +217,7 @@ def make_probe(
     root = Path(dataset_root)
     images = np.stack([np.asarray(resize_square(load_image_file(root / "images" / f"{i}.jpg"), pre))
                        for i in item_ids])
-    x = normalize_array(images, pre)
+    x = probe_inputs(normalize_array(images, pre)).astype(np.float32)  # what the probe stores, exactly
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     fp32 = ort.InferenceSession(str(fp32_path), opts, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x})[0]
@@ -222,7 +230,7 @@ def make_probe(
     if errors["openvino-int8"] > bound:
         raise ExportError(f"int8 parity differs between runtimes on this CPU ({cpu_kind()}): relative error "
                           f"{errors}; serve with backend 'onnx' or 'openvino'")
-    data = probe_bytes(images, fp32, ort_int8)
+    data = probe_bytes(x, fp32, ort_int8)
     return data, {"file": PROBE_FILE, "sha256": sha256(data), "n": len(item_ids), "split": "train",
                   "relative_error": {k: round(v, 4) for k, v in errors.items()}, "cpu": cpu_kind()}
 
