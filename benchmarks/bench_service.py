@@ -31,7 +31,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from loadgen import Pinning, Scenario, cpu_flags, pinned, rss_mb, run_wrk, scrape_metrics
+from loadgen import (
+    Pinning,
+    Scenario,
+    cpu_flags,
+    pinned,
+    profile_process,
+    rss_mb,
+    run_wrk,
+    scrape_metrics,
+    summarise_profile,
+)
 from serverutil import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,9 +220,14 @@ class Workload:
 
 
 def measure_cell(base: str, work: Workload, name: str, *, c: int, duration: float, pid: int,
-                 pin: Pinning) -> dict[str, Any]:
+                 pin: Pinning, profile: Path | None = None) -> dict[str, Any]:
+    """One scenario at one concurrency; with `profile`, py-spy samples the server meanwhile (on wrk's core)."""
     before = scrape_metrics(base, ("outfit_embed_batch_size_", "outfit_cache_lookups_total"))
+    spy = profile_process(pid, duration, profile, core=pin.client_core) if profile else None
     r = work.run(base, name, c=c, duration=duration, pid=pid, core=pin.client_core)
+    if spy is not None and profile is not None:
+        spy.wait(timeout=duration + 30)
+        r["profile"] = summarise_profile(profile) if profile.is_file() else None
     after = scrape_metrics(base, ("outfit_embed_batch_size_", "outfit_cache_lookups_total"))
     r["cache_hits"] = int(sum(after.get(k, 0) - before.get(k, 0) for k in CACHE_HITS))
     if name == "complementary_upload":
@@ -280,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=ROOT / "artifacts" / "bench_service")
     p.add_argument("--port", type=int, default=8765)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--profile", nargs="*", default=["complementary_ids@16", "complementary_upload@16"],
+                   metavar="SCENARIO@C", help="cells sampled with py-spy (separate runs after the grid)")
     p.add_argument("--standalone", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--photos", type=Path, help=argparse.SUPPRESS)
@@ -313,6 +330,14 @@ def main(argv: list[str] | None = None) -> int:
         for c in [] if args.soak_only else args.concurrency:
             for name in args.scenarios:
                 results.append(measure_cell(base, work, name, c=c, duration=args.duration, pid=proc.pid, pin=pin))
+        # Profiles come from separate runs: py-spy takes CPU on wrk's core and would skew the figures above.
+        profiles = {}
+        for cell in args.profile:
+            name, _, c = cell.partition("@")
+            if name in args.scenarios:
+                raw = args.workdir / f"profile-{name}-{c}.txt"
+                profiles[cell] = measure_cell(base, work, name, c=int(c), duration=args.duration, pid=proc.pid,
+                                              pin=pin, profile=raw)["profile"]
         soaked = soak(base, work, seconds=args.soak_seconds, pid=proc.pid, pin=pin)
         rss_end = rss_mb(proc.pid)
     finally:
@@ -342,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         "ratio_to_healthz": ratios,
         "goals": goals(results, standalone, args.backend),
         "memory": {"rss_mb_after_warmup": rss_warm, "rss_mb_at_end": rss_end, "soak": soaked},
+        "profiles": profiles,
     }
     write_atomic(args.out, summary)
     print(json.dumps({k: summary[k] for k in ("ratio_to_healthz", "goals", "index")}, indent=2))

@@ -14,6 +14,7 @@ import os
 import resource
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,3 +130,42 @@ def scrape_metrics(base_url: str, prefixes: tuple[str, ...]) -> dict[str, float]
             name, value = line.rsplit(" ", 1)
             out[name] = float(value)
     return out
+
+
+def profile_process(
+    pid: int, seconds: float, out: Path, *, core: int | None, rate: int = 250
+) -> subprocess.Popen[bytes]:
+    """Start py-spy sampling `pid` for `seconds` (collapsed stacks to `out`); the caller waits on it."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    cmd = pinned([spy, "record", "-p", str(pid), "-r", str(rate), "-d", str(max(1, round(seconds))), "-f", "raw",
+                  "-o", str(out), "--nonblocking"], core)
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _frame(text: str) -> str:
+    """`func (path/to/file.py:12)` -> `func file.py`."""
+    name, _, where = text.partition(" (")
+    return f"{name} {where.split(':')[0].rsplit('/', 1)[-1]}"
+
+
+def summarise_profile(raw: Path, top: int = 25) -> dict[str, Any]:
+    """Inclusive and self shares of the sampled frames (function and file), idle waits left out."""
+    idle = ("Condition.wait", "Queue.get", "Runner.run", "select ", "Event.wait", "WorkerThread.run")
+    incl: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = [_frame(f) for f in stack.split(";") if " (" in f]
+        if not frames or frames[-1].startswith(idle):
+            continue
+        n = int(count)
+        total += n
+        for name in dict.fromkeys(frames):
+            incl[name] = incl.get(name, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+
+    def share(d: dict[str, int]) -> list[list[Any]]:
+        return [[k, round(100 * v / max(1, total), 1)] for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+
+    return {"busy_samples": total, "inclusive_percent": share(incl), "self_percent": share(own)}
