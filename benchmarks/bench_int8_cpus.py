@@ -86,6 +86,11 @@ def parity(ckpt: Path, emulate: str | None) -> dict[str, Any]:
         raise SystemExit(f"parity run failed ({emulate or 'native'}): {proc.stderr[-2000:]}")
     out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     out["cpu_source"] = f"qemu-x86_64 -cpu {emulate}" if emulate else "this CPU"
+    if emulate:  # qemu-user passes the host's /proc/cpuinfo through: name the emulated CPU instead
+        out["cpu"] = f"{emulate} (emulated: AVX2, no AVX-512, no VNNI)"
+        for v in out.values():
+            if isinstance(v, dict):
+                v["cpu"] = out["cpu"]
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 

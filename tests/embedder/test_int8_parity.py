@@ -115,7 +115,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import openvino as ov
-from embedder.int8_parity import check_parity, cpu_kind
+from embedder.int8_parity import check_parity
 
 ckpt = Path(sys.argv[1])
 sha = json.loads((ckpt / "model.int8.onnx.json").read_text())["quantization"]["probe"]["sha256"]
@@ -131,7 +131,7 @@ class Ov:
     def embed_batch(self, x):
         return np.asarray(self.compiled.create_infer_request().infer({0: x})[self.compiled.output(0)])
 
-out = {"cpu": cpu_kind()}
+out = {}
 for name, backend in (("onnx-int8", Ort()), ("openvino-int8", Ov())):
     out[name] = check_parity(backend, ckpt / "model.int8.probe.npz", expected_sha256=sha).to_dict()
 print(json.dumps(out))
@@ -147,7 +147,8 @@ def test_emulated_avx2_cpu_catches_saturation_and_7_bit_weights_pass(
 ) -> None:
     """On an emulated Haswell (AVX2, no AVX-512, no VNNI) a full-range export fails its parity probe (the
     check that sends load_backend to fp32); a 7-bit export passes. Minutes: every instruction is emulated
-    (the script avoids importing torch for that reason)."""
+    (the script avoids importing torch for that reason). qemu-user shows the host's /proc/cpuinfo, so the
+    kernels, not `cpu_kind()`, are what is emulated."""
     results = {}
     for bits, reduce_range in (("8", False), ("7", True)):
         ckpt = _export(random_checkpoint, synth_root, tmp_path / bits, reduce_range=reduce_range)
@@ -155,7 +156,6 @@ def test_emulated_avx2_cpu_catches_saturation_and_7_bit_weights_pass(
                               capture_output=True, text=True, cwd=REPO, timeout=1500)
         assert proc.returncode == 0, proc.stderr[-2000:]
         results[bits] = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert results["8"]["cpu"] == results["7"]["cpu"] == "avx2"
     for name in ("onnx-int8", "openvino-int8"):
         assert results["7"][name]["passed"], results
         assert not results["8"][name]["passed"], results  # saturation: the error here far above the export's
