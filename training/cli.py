@@ -18,6 +18,7 @@ _OVERRIDES: dict[str, str] = {
     "unlabeled_batch": "unlabeled_batch", "ss_unlabeled": "ss_unlabeled", "lr": "lr", "epochs": "epochs",
     "triplets_per_epoch": "triplets_per_epoch", "max_steps": "max_steps", "seed": "seed", "device": "device",
     "workers": "workers", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
+    "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps", "hflip": "hflip",
 }
 
 
@@ -42,6 +43,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--unlabeled-batch", type=int, help="unlabeled images searched for pseudo-triplets")
     t.add_argument("--ss-unlabeled", type=int, help="unlabeled images per step in L_ss (0 = all)")
     t.add_argument("--lr", type=float)
+    t.add_argument("--lr-schedule", choices=("constant", "cosine"), help="constant (paper) or warm-up + cosine")
+    t.add_argument("--warmup-steps", type=int, help="linear lr warm-up steps")
+    t.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None,
+                   help="random horizontal flip of labeled triplet images")
     t.add_argument("--epochs", type=int)
     t.add_argument("--triplets-per-epoch", type=int)
     t.add_argument("--max-steps", type=int)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 BACKBONE_CHOICES = ("none", "imagenet")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 class ConfigError(ValueError):
@@ -58,6 +59,12 @@ class TrainConfig:
     triplets_per_epoch: int = 0
     max_steps: int = 0  # 0 = no cap (epochs decide); >0 stops early, for smoke runs
     grad_clip: float = 5.0
+    # "constant" (the paper) or "cosine": linear warm-up over `warmup_steps`, then cosine decay to 0 at the
+    # run's last step. From-scratch CPU runs need a large early lr and a small late one.
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    # Random horizontal flip of labeled triplet images (a mirrored garment is the same garment).
+    hflip: bool = False
     # runtime
     seed: int = 0
     device: str = "auto"
@@ -84,6 +91,8 @@ class TrainConfig:
             (self.lambda_ss >= 0 and self.lambda_pseudo >= 0, "loss weights must be ≥ 0"),
             (self.use_l or self.use_ss or self.use_pseudo, "at least one loss term must be switched on"),
             (self.triplets_per_epoch >= 0 and self.max_steps >= 0, "step budgets must be ≥ 0"),
+            (self.lr_schedule in LR_SCHEDULES, f"--lr-schedule must be one of {LR_SCHEDULES}, not {self.lr_schedule}"),
+            (self.warmup_steps >= 0, f"--warmup-steps must be ≥ 0, not {self.warmup_steps}"),
             (self.device in ("auto", "cpu", "cuda"), f"--device must be auto, cpu or cuda, not {self.device!r}"),
             (
                 self.backbone_weights in BACKBONE_CHOICES or Path(self.backbone_weights).suffix in (".pt", ".pth"),
@@ -115,14 +124,20 @@ class TrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
+    # 900 steps of 64 triplets at 64 px, L_l only, warm-up + cosine lr, flipped triplets: chosen by the sweep in
+    # benchmarks/results/cpu-preset-sweep.json (docs/TRAINING.md). L_ss and L_pseudo cost 2-3x a step each and
+    # did not pay within this budget from scratch. Measured time: see docs/TRAINING.md (MEASURED_NOTE below).
     "cpu": {
-        "image_size": 48,
-        "batch_size": 16,
-        "unlabeled_batch": 64,
-        "ss_unlabeled": 8,
-        "lr": 1e-3,
-        "epochs": 2,
-        "triplets_per_epoch": 480,
+        "image_size": 64,
+        "batch_size": 64,
+        "use_ss": False,
+        "use_pseudo": False,
+        "lr": 2e-3,
+        "lr_schedule": "cosine",
+        "warmup_steps": 50,
+        "hflip": True,
+        "epochs": 9,
+        "triplets_per_epoch": 6400,
         "log_every": 10,
         "tsne_points": 1500,
     },

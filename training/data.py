@@ -101,9 +101,11 @@ class TripletDataset(Dataset[dict[str, torch.Tensor]]):
     """Item k of an epoch: the (3, 3, S, S) triplet images, plus their T_s and T_a views when L_ss is on."""
 
     def __init__(
-        self, triplets: Sequence[Triplet], store: ImageStore, *, views: ViewTransforms | None, seed: int, epoch: int
+        self, triplets: Sequence[Triplet], store: ImageStore, *, views: ViewTransforms | None, seed: int, epoch: int,
+        hflip: bool = False,
     ) -> None:
         self.triplets = list(triplets)
+        self.hflip = hflip
         self.store = store
         self.views = views
         self.seed = seed
@@ -114,6 +116,9 @@ class TripletDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __getitem__(self, k: int) -> dict[str, torch.Tensor]:
         arrs = self.store.batch(self.triplets[k])
+        if self.hflip:
+            flip = np.random.default_rng([self.seed, self.epoch, k, 0xF1]).random(len(arrs)) < 0.5
+            arrs = np.stack([a[:, ::-1] if f else a for a, f in zip(arrs, flip, strict=True)])
         out = {"triplet": to_input(arrs, self.store.cfg)}
         if self.views is not None:
             rng = np.random.default_rng([self.seed, self.epoch, k, 0x55])

@@ -26,6 +26,7 @@ from training.evaluate import embed_items
 from training.metrics import evaluate_split
 from training.objective import Objective
 from training.prepare import TrainingData, prepare_data
+from training.schedules import lr_multiplier
 from training.state import STATE_FILE, load_state, rng_state, save_state, set_rng_state
 from training.step import autocast, make_scaler, optimizer_step
 from training.transforms import ViewTransforms
@@ -44,12 +45,14 @@ class TrainResult:
     data: dict[str, int]
     seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    # Spread of the best model's test embeddings (training.spread): mean cosine, effective rank, collapsed.
+    spread: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_dir": str(self.run_dir), "best_checkpoint": str(self.best_checkpoint), "best_epoch": self.best_epoch,
             "steps": self.steps, "valid": self.valid, "test": self.test, "data": self.data,
-            "seconds": round(self.seconds, 1), "history": self.history,
+            "seconds": round(self.seconds, 1), "spread": self.spread, "history": self.history,
         }
 
 
@@ -118,7 +121,16 @@ def _train(
     memory_format = torch.channels_last if (cuda and config.channels_last) else torch.contiguous_format
     net = net.to(memory_format=memory_format)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)  # the paper: constant lr
+    n_triplets = config.triplets_per_epoch or data.sampler.default_epoch_size()
+    steps_per_epoch = n_triplets // (config.batch_size * ctx.world_size)
+    if steps_per_epoch < 1:
+        raise ValueError(f"{n_triplets} triplets per epoch do not fill one batch of {config.batch_size} per process")
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps:
+        total_steps = min(total_steps, config.max_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_multiplier(config.lr_schedule, total_steps=total_steps, warmup_steps=config.warmup_steps)
+    )
     scaler = make_scaler(ctx.device, enabled=config.amp)
     epoch, batch_in_epoch, step = 0, 0, 0
     best_score, best_epoch = -float("inf"), -1
@@ -133,12 +145,9 @@ def _train(
         set_rng_state(st["rng"])
         log.info("resumed from %s at epoch %d, batch %d (step %d)", out_dir / STATE_FILE, epoch, batch_in_epoch, step)
     model = wrap_model(net, ctx)
-    n_triplets = config.triplets_per_epoch or data.sampler.default_epoch_size()
-    steps_per_epoch = n_triplets // (config.batch_size * ctx.world_size)
-    if steps_per_epoch < 1:
-        raise ValueError(f"{n_triplets} triplets per epoch do not fill one batch of {config.batch_size} per process")
     if ctx.is_main:
-        log.info("data %s; %d steps/epoch; losses %s", data.summary(), steps_per_epoch, config.losses_label())
+        log.info("data %s; %d steps/epoch, %d in all; losses %s", data.summary(), steps_per_epoch, total_steps,
+                 config.losses_label())
 
     def snapshot(next_epoch: int, next_batch: int) -> dict[str, Any]:
         return {
@@ -155,7 +164,8 @@ def _train(
     budget_hit = False
     while epoch < config.epochs and not budget_hit:
         triplets = data.sampler.sample(n_triplets, np.random.default_rng([config.seed, epoch, 0x7E]))
-        dataset = TripletDataset(triplets, data.store, views=views, seed=config.seed, epoch=epoch)
+        dataset = TripletDataset(triplets, data.store, views=views, seed=config.seed, epoch=epoch,
+                                 hflip=config.hflip)
         dsampler: DistributedSampler[int] = DistributedSampler(
             dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed, drop_last=True
         )
