@@ -69,7 +69,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from training.demo_step import demo_train
 
     trained = demo_train(workdir, data_dir, seed=args.seed)
-    results["trained (L_l+L_ss+L_pseudo)"] = trained.test
+    results[f"trained ({trained.losses})"] = trained.test
     results["index"] = demo_index(workdir, data_dir, checkpoint=trained.checkpoint, seed=args.seed,
                                   backend=args.backend)
     print(json.dumps({"data": str(data_dir), "test_nondisjoint": results}, indent=2))

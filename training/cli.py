@@ -19,6 +19,9 @@ _OVERRIDES: dict[str, str] = {
     "triplets_per_epoch": "triplets_per_epoch", "max_steps": "max_steps", "seed": "seed", "device": "device",
     "workers": "workers", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
     "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps", "hflip": "hflip",
+    "pseudo_warmup_steps": "pseudo_warmup_steps", "pseudo_rampup_steps": "pseudo_rampup_steps",
+    "rampup_ss": "rampup_ss", "ema_decay": "ema_decay", "category_matching": "category_matching",
+    "acceptance": "acceptance", "ratio_threshold": "ratio_threshold", "queue_size": "queue_size",
 }
 
 
@@ -47,6 +50,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--warmup-steps", type=int, help="linear lr warm-up steps")
     t.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None,
                    help="random horizontal flip of labeled triplet images")
+    g = t.add_argument_group("pseudo-triplet options (beyond the paper; docs/TRAINING.md)")
+    g.add_argument("--pseudo-warmup-steps", type=int, help="steps with L_pseudo weight 0 (supervised warm-up)")
+    g.add_argument("--pseudo-rampup-steps", type=int, help="then ramp the weight by exp(-5(1-t)^2) over these")
+    g.add_argument("--rampup-ss", action=argparse.BooleanOptionalAction, default=None,
+                   help="apply the same warm-up and ramp to L_ss")
+    g.add_argument("--ema-decay", type=float, help="match with an EMA teacher of this decay (0 = the student)")
+    g.add_argument("--category-matching", action=argparse.BooleanOptionalAction, default=None,
+                   help="match A, P, N only among unlabeled items of their own category")
+    g.add_argument("--acceptance", choices=("none", "mutual", "ratio", "mutual+ratio"),
+                   help="drop pseudo-triplets whose matches are not mutual / fail the distance-ratio test")
+    g.add_argument("--ratio-threshold", type=float, help="distance-ratio test threshold (nearest/second)")
+    g.add_argument("--queue-size", type=int, help="also match against this many recent teacher embeddings")
     t.add_argument("--epochs", type=int)
     t.add_argument("--triplets-per-epoch", type=int)
     t.add_argument("--max-steps", type=int)

@@ -102,10 +102,11 @@ class TripletDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __init__(
         self, triplets: Sequence[Triplet], store: ImageStore, *, views: ViewTransforms | None, seed: int, epoch: int,
-        hflip: bool = False,
+        hflip: bool = False, category_codes: Mapping[str, int] | None = None,
     ) -> None:
         self.triplets = list(triplets)
         self.hflip = hflip
+        self.category_codes = category_codes
         self.store = store
         self.views = views
         self.seed = seed
@@ -120,6 +121,8 @@ class TripletDataset(Dataset[dict[str, torch.Tensor]]):
             flip = np.random.default_rng([self.seed, self.epoch, k, 0xF1]).random(len(arrs)) < 0.5
             arrs = np.stack([a[:, ::-1] if f else a for a, f in zip(arrs, flip, strict=True)])
         out = {"triplet": to_input(arrs, self.store.cfg)}
+        if self.category_codes is not None:
+            out["categories"] = torch.tensor([self.category_codes.get(i, -1) for i in self.triplets[k]])
         if self.views is not None:
             rng = np.random.default_rng([self.seed, self.epoch, k, 0x55])
             pairs = [self.views.views(a, rng) for a in arrs]
@@ -131,10 +134,16 @@ class TripletDataset(Dataset[dict[str, torch.Tensor]]):
 class UnlabeledSource:
     """Random unlabeled batches for one step, seeded by (seed, step, rank)."""
 
-    def __init__(self, ids: Sequence[str], store: ImageStore, *, views: ViewTransforms | None, seed: int) -> None:
+    def __init__(
+        self, ids: Sequence[str], store: ImageStore, *, views: ViewTransforms | None, seed: int,
+        category_codes: Mapping[str, int] | None = None,
+    ) -> None:
         if not ids:
             raise ValueError("the unlabeled pool is empty; L_ss on unlabeled images and L_pseudo need images")
         self.ids = list(ids)
+        # Item -> category code, for category-aware matching; images of unknown category (--unlabeled-dir) get -1
+        # and are never matched by a category-aware query.
+        self.category_codes = category_codes
         self.store = store
         self.views = views
         self.seed = seed
@@ -143,6 +152,10 @@ class UnlabeledSource:
         rng = np.random.default_rng([self.seed, step, rank, 0x0B])
         idx = rng.choice(len(self.ids), size=min(size, len(self.ids)), replace=False)
         return [self.ids[i] for i in sorted(idx.tolist())]
+
+    def categories(self, ids: Sequence[str]) -> torch.Tensor:
+        codes = self.category_codes or {}
+        return torch.tensor([codes.get(i, -1) for i in ids], dtype=torch.long)
 
     def images(self, ids: Sequence[str]) -> torch.Tensor:
         return to_input(self.store.batch(ids), self.store.cfg)

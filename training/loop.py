@@ -109,7 +109,8 @@ def _train(
     data = prepare_data(config, cache_dir=cache_dir)
     views = ViewTransforms.default() if config.use_ss else None
     unlabeled = (
-        UnlabeledSource(data.unlabeled_ids, data.store, views=views, seed=config.seed)
+        UnlabeledSource(data.unlabeled_ids, data.store, views=views, seed=config.seed,
+                        category_codes=data.category_codes)
         if config.use_ss or config.use_pseudo else None
     )
     objective = Objective(config, unlabeled=unlabeled)
@@ -143,6 +144,7 @@ def _train(
         epoch, batch_in_epoch, step = st["epoch"], st["batch_in_epoch"], st["step"]
         best_score, best_epoch = st["best_score"], st["best_epoch"]
         set_rng_state(st["rng"])
+        objective.load_state_dict(st.get("objective", {}))
         log.info("resumed from %s at epoch %d, batch %d (step %d)", out_dir / STATE_FILE, epoch, batch_in_epoch, step)
     model = wrap_model(net, ctx)
     if ctx.is_main:
@@ -154,6 +156,7 @@ def _train(
             "model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(), "epoch": next_epoch, "batch_in_epoch": next_batch, "step": step,
             "config": config.to_dict(), "rng": rng_state(), "best_score": best_score, "best_epoch": best_epoch,
+            "objective": objective.state_dict(),
         }
 
     if ctx.is_main and not resume:
@@ -165,7 +168,7 @@ def _train(
     while epoch < config.epochs and not budget_hit:
         triplets = data.sampler.sample(n_triplets, np.random.default_rng([config.seed, epoch, 0x7E]))
         dataset = TripletDataset(triplets, data.store, views=views, seed=config.seed, epoch=epoch,
-                                 hflip=config.hflip)
+                                 hflip=config.hflip, category_codes=data.category_codes)
         dsampler: DistributedSampler[int] = DistributedSampler(
             dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed, drop_last=True
         )
@@ -185,13 +188,15 @@ def _train(
             grad_norm = optimizer_step(loss=out.loss, parameters=net.parameters(), optimizer=optimizer, scaler=scaler,
                                        clip_norm=config.grad_clip, step=step, all_finite=ctx.all_finite)
             scheduler.step()
+            objective.after_step(net)
             step += 1
             batch_in_epoch += 1
             terms = ctx.mean({"loss": float(out.loss.detach()), **out.terms})
             bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
             if step % config.log_every == 0 or batch_in_epoch == steps_per_epoch:
                 dt = time.perf_counter() - t0
-                metrics_log.write({"type": "step", "epoch": epoch, "step": step, **terms, "grad_norm": grad_norm,
+                metrics_log.write({"type": "step", "epoch": epoch, "step": step, **terms, **out.stats,
+                                   "grad_norm": grad_norm,
                                    "lr": scheduler.get_last_lr()[0], "step_seconds": dt,
                                    "images": out.images * ctx.world_size,
                                    "images_per_s": out.images * ctx.world_size / dt})

@@ -32,6 +32,10 @@ class TripletMarginLoss(nn.Module):
         self.distance = distance
 
     def forward(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        return self.per_triplet(anchor, positive, negative).mean()
+
+    def per_triplet(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        """(B,) hinge values, for losses that weight or mask triplets."""
         if not anchor.shape == positive.shape == negative.shape or anchor.dim() != 2:
             raise ValueError(
                 f"triplet embeddings must share one (B, d) shape, got {tuple(anchor.shape)}, "
@@ -39,7 +43,7 @@ class TripletMarginLoss(nn.Module):
             )
         d_ap = self.distance(anchor, positive)
         d_an = self.distance(anchor, negative)
-        return torch.relu(d_ap - d_an + self.margin).mean()
+        return torch.relu(d_ap - d_an + self.margin)
 
 
 class SelfSupervisedLoss(nn.Module):

@@ -29,6 +29,7 @@ class TrainingData:
     test: SplitData
     test_ids: list[str]
     fingerprint: str
+    category_codes: dict[str, int]  # every catalog item -> index of its category in sorted order
 
     def summary(self) -> dict[str, int]:
         return {
@@ -78,4 +79,12 @@ def prepare_data(config: TrainConfig, *, cache_dir: Path | None = None, threads:
         test=test,
         test_ids=test_ids,
         fingerprint=data_fingerprint(config.data, config.kind),
+        category_codes=category_codes(ds),
     )
+
+
+def category_codes(ds: PolyvoreDataset) -> dict[str, int]:
+    """Categories are known for labeled and unlabeled items alike (the catalog records them)."""
+    names = sorted({item.category for item in ds.items.values()})
+    code = {name: k for k, name in enumerate(names)}
+    return {i: code[item.category] for i, item in ds.items.items()}

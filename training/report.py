@@ -1,307 +1,242 @@
 """Render docs/RESULTS.md from the result JSON files the runs wrote (`outfit-compat report`).
 
-Every number in the document comes from benchmarks/results/*.json; the prose around the tables only
-states which comparison to read and what was (not) run.
+Every number in the document comes from benchmarks/results/*.json (the grids of training/grids.py, the
+diagnostics and the training benchmark); the prose only says which comparison to read and how it is judged.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from training.experiments import METHODS
-
 RESULTS = Path("benchmarks/results")
+
+# The issue's targets for the cpu preset (Mango test splits, α = 100 %, every seed).
+TARGETS: dict[str, dict[str, float]] = {"nondisjoint": {"fitb": 0.58, "auc": 0.95},
+                                        "disjoint": {"fitb": 0.56, "auc": 0.80}}
+# The claim's goal: the best semi-supervised cell recovers this share of the supervised α -> 100 % gap.
+GOAL_RECOVERED = 0.5
 
 
 def _load(path: Path) -> dict[str, Any] | None:
     return dict(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
 
 
-def _ms(values: list[float], pct: bool) -> str:
-    scale = 100.0 if pct else 1.0
-    unit = "%" if pct else ""
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def _mean_sd(values: list[float], pct: bool) -> str:
     if not values:
         return "–"
-    mean = statistics.fmean(values) * scale
+    scale, unit = (100.0, "%") if pct else (1.0, "")
+    m = statistics.fmean(values) * scale
     if len(values) == 1:
-        return f"{mean:.1f}{unit}" if pct else f"{mean:.3f}"
+        return f"{m:.1f}{unit}" if pct else f"{m:.3f}"
     sd = statistics.stdev(values) * scale
-    return f"{mean:.1f} ± {sd:.1f}{unit}" if pct else f"{mean:.3f} ± {sd:.3f}"
+    return f"{m:.1f} ± {sd:.1f}{unit}" if pct else f"{m:.3f} ± {sd:.3f}"
 
 
-def grouped(runs: list[dict[str, Any]], kind: str) -> dict[tuple[str, float], list[dict[str, Any]]]:
-    g: dict[tuple[str, float], list[dict[str, Any]]] = defaultdict(list)
-    for r in runs:
+def _minutes(r: dict[str, Any]) -> str:
+    return f"{r['seconds'] / 60:.1f}"
+
+
+def _load_avg(r: dict[str, Any]) -> str:
+    la = (r.get("machine_before") or {}).get("load_avg")
+    return f"{la[0]:.1f}" if la else "?"
+
+
+def _spread(r: dict[str, Any]) -> str:
+    s = r.get("spread") or {}
+    if not s:
+        return "–"
+    flag = " **collapsed**" if s.get("collapsed") else ""
+    return f"{s['mean_cosine']:.2f} / {s['effective_rank']:.1f}{flag}"
+
+
+def cpu_preset_section(state: dict[str, Any]) -> list[str]:
+    lines = ["Command: `outfit-compat train --preset cpu --data ../shared/data/mango-outfits --kind KIND --seed S` "
+             "(grid `cpu-preset`). Targets (every seed): nondisjoint FITB ≥ 58 % and AUC ≥ 0.95; disjoint FITB ≥ "
+             "56 % and AUC ≥ 0.80.", ""]
+    for kind in ("nondisjoint", "disjoint"):
+        runs = sorted((r for r in state["runs"] if r["kind"] == kind), key=lambda r: r["seed"])
+        t = TARGETS[kind]
+        lines += [f"### {kind}", "", "| run | seed | FITB | AUC | meets target | mean cosine / effective rank | "
+                  "steps | min | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+        for r in runs:
+            ok = r["test"]["fitb"] >= t["fitb"] and r["test"]["auc"] >= t["auc"]
+            miss = [] if ok else [f"FITB {(r['test']['fitb'] - t['fitb']) * 100:+.1f} pt"
+                                  if r["test"]["fitb"] < t["fitb"] else "",
+                                  f"AUC {r['test']['auc'] - t['auc']:+.3f}" if r["test"]["auc"] < t["auc"] else ""]
+            verdict = "yes" if ok else "no (" + ", ".join(m for m in miss if m) + ")"
+            lines.append(f"| cpu preset | {r['seed']} | {_pct(r['test']['fitb'])} | {r['test']['auc']:.3f} | "
+                         f"{verdict} | {_spread(r)} | {r['steps']} | {_minutes(r)} | {_load_avg(r)} |")
+        for label, m in _baselines(state, kind):
+            lines.append(f"| {label} | – | {_pct(m['fitb'])} | {m['auc']:.3f} | – | – | – | – | – |")
+        if runs:
+            met = sum(r["test"]["fitb"] >= t["fitb"] and r["test"]["auc"] >= t["auc"] for r in runs)
+            lines += ["", f"{met} of {len(runs)} seeds meet both targets; mean FITB "
+                      f"{_mean_sd([r['test']['fitb'] for r in runs], True)}, AUC "
+                      f"{_mean_sd([r['test']['auc'] for r in runs], False)}."]
+        lines.append("")
+    return lines
+
+
+def _baselines(state: dict[str, Any], kind: str) -> list[tuple[str, dict[str, float]]]:
+    b = state.get("baselines", {}).get(kind, {})
+    return [(label, b[name]) for name, label in (("random", "random embeddings"), ("colorhist", "colour histogram"))
+            if name in b]
+
+
+def sweep_section(state: dict[str, Any], preset_runs: dict[str, Any] | None) -> list[str]:
+    lines = ["Grid `cpu-preset-sweep`: one change at a time from the centre cell, 300-step proxies on Mango "
+             "`nondisjoint`, seed 0 (`outfit-compat experiment run --grid cpu-preset-sweep`). The 900-step row is "
+             "the cpu preset itself (grid `cpu-preset`, seed 0).", "",
+             "| cell | change | test FITB | test AUC | valid FITB | valid AUC | mean cosine / eff. rank | steps | "
+             "min | load avg |", "|---|---|---|---|---|---|---|---|---|---|"]
+    rows = list(state["runs"])
+    if preset_runs:
+        rows += [dict(r, cell="cpu preset (900 steps)", about="the shipped preset") for r in preset_runs["runs"]
+                 if r["kind"] == "nondisjoint" and r["seed"] == 0]
+    for r in rows:
+        lines.append(f"| {r['cell']} | {r.get('about', '')} | {_pct(r['test']['fitb'])} | {r['test']['auc']:.3f} | "
+                     f"{_pct(r['valid']['fitb'])} | {r['valid']['auc']:.3f} | {_spread(r)} | {r['steps']} | "
+                     f"{_minutes(r)} | {_load_avg(r)} |")
+    return lines
+
+
+def _cells(state: dict[str, Any], kind: str) -> dict[str, list[dict[str, Any]]]:
+    g: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in state["runs"]:
         if r["kind"] == kind:
-            g[(r["method"], float(r["labeled_fraction"]))].append(r)
+            g[r["cell"]].append(r)
     return g
 
 
-def method_table(
-    state: dict[str, Any], kind: str, fractions: list[float], methods: list[str] | None = None
-) -> list[str]:
-    lines = ["| features / method | α | seeds | FITB (cosine, paper) | FITB (summed distance) | AUC | steps | "
-             "min / run |", "|---|---|---|---|---|---|---|---|"]
-    base = state["baselines"].get(kind, {})
-    for name in ("random", "colorhist"):
-        if name in base:
-            m = base[name]
-            label = "colour histogram" if name == "colorhist" else "random embeddings"
-            lines.append(f"| {label} | – | – | {_ms([m['fitb']], True)} | {_ms([m['fitb_distance']], True)} | "
-                         f"{_ms([m['auc']], False)} | – | – |")
-    g = grouped(state["runs"], kind)
-    for alpha in fractions:
-        for method in methods or list(METHODS):
-            runs = g.get((method, alpha), [])
-            if not runs:
-                lines.append(f"| {method} | {alpha:g} | 0 | not run | not run | not run | – | – |")
-                continue
-            t = [r["test"] for r in runs]
-            steps = sorted({r["steps"] for r in runs})
-            lines.append(
-                f"| {method} | {alpha:g} | {len(runs)} | {_ms([x['fitb'] for x in t], True)} | "
-                f"{_ms([x['fitb_distance'] for x in t], True)} | {_ms([x['auc'] for x in t], False)} | "
-                f"{'/'.join(map(str, steps))} | {statistics.fmean(r['seconds'] for r in runs) / 60:.1f} |"
-            )
+def _se(values: list[float]) -> float:
+    return statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+
+
+def recovered(sup: list[float], method: list[float], full: list[float]) -> tuple[float, float, float]:
+    """(share of the supervised-α -> 100 % gap the method recovers, its standard error, the gap)."""
+    s, m, f = statistics.fmean(sup), statistics.fmean(method), statistics.fmean(full)
+    gap = f - s
+    if gap <= 0:
+        return float("nan"), float("nan"), gap
+    se_diff = math.sqrt(sum((_se(v) ** 2) for v in (sup, method) if len(v) > 1)) if len(sup) > 1 else float("nan")
+    return (m - s) / gap, se_diff / gap, gap
+
+
+def claim_section(state: dict[str, Any], name: str) -> list[str]:
+    lines = [f"Grid `{state.get('grid', name)}`: {state.get('about', '')}. Mean ± std over seeds (n = seeds).", ""]
+    for kind in sorted({r["kind"] for r in state["runs"]}, key=lambda k: k != "nondisjoint"):
+        cells = _cells(state, kind)
+        lines += [f"### {kind}", "", "| cell | n | FITB | AUC | mean cosine | about |", "|---|---|---|---|---|---|"]
+        for label, m in _baselines(state, kind):
+            lines.append(f"| {label} | – | {_pct(m['fitb'])} | {m['auc']:.3f} | – | |")
+        for cell, runs in cells.items():
+            cos = [r["spread"]["mean_cosine"] for r in runs if r.get("spread")]
+            lines.append(f"| {cell} | {len(runs)} | {_mean_sd([r['test']['fitb'] for r in runs], True)} | "
+                         f"{_mean_sd([r['test']['auc'] for r in runs], False)} | "
+                         f"{statistics.fmean(cos):.2f} | {runs[0].get('about', '')} |" if cos else
+                         f"| {cell} | {len(runs)} | {_mean_sd([r['test']['fitb'] for r in runs], True)} | "
+                         f"{_mean_sd([r['test']['auc'] for r in runs], False)} | – | {runs[0].get('about', '')} |")
+        lines += ["", *claim_reading(cells), ""]
     return lines
 
 
-def claim_check(state: dict[str, Any], kind: str) -> list[str]:
-    """The paper's claim in numbers: full method at 5% vs supervised at 5% and at 100%."""
-    g = grouped(state["runs"], kind)
-    full5 = g.get(("full (L_l+L_ss+L_pseudo)", 0.05), [])
-    sup5 = g.get(("supervised (L_l)", 0.05), [])
-    sup100 = g.get(("supervised (L_l)", 1.0), [])
-    if not (full5 and sup5 and sup100):
-        return ["The claim cannot be checked yet: a needed cell was not run."]
+def claim_reading(cells: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """How much of the supervised-α -> 100 % gap each semi-supervised cell recovers, with its standard error."""
+    sup = next((c for c in cells if c.startswith("supervised-a") and c != "supervised-a1"
+                and any(o.startswith(("paper-a", "options-a")) and o.split("-a")[1] == c.split("-a")[1]
+                        for o in cells)), None)
+    if sup is None or "supervised-a1" not in cells:
+        return ["The claim cannot be read yet: a needed cell has not finished."]
+    alpha = sup.split("-a")[1]
     out = []
-    for metric in ("auc", "fitb"):
-        f5 = statistics.fmean(_vals(full5, metric))
-        s5 = statistics.fmean(_vals(sup5, metric))
-        s100 = statistics.fmean(_vals(sup100, metric))
-        gap = s100 - s5
-        noise = _noise(_vals(sup5, metric), _vals(sup100, metric))
-        head = f"- {metric.upper()}: supervised 5% {s5:.3f}, full 5% {f5:.3f}, supervised 100% {s100:.3f}"
-        if gap <= noise:
-            seen = sorted({int(r["steps"]) * int(r.get("config", {}).get("batch_size", 0)) for r in sup5 + sup100})
-            out.append(f"{head}. Supervision at 100% is not better than at 5% beyond seed noise (gap {gap:+.3f}, "
-                       f"seed std up to {noise:.3f}); every run sees the same {'/'.join(map(str, seen))} labeled "
-                       "triplets whatever α, so at this budget more labels add variety the model has no steps to "
-                       "use, and the claim cannot be tested on this metric.")
-        elif abs(f5 - s5) <= _noise(_vals(full5, metric), _vals(sup5, metric)):
-            out.append(f"{head}. The full method at 5% is within seed noise of supervised training at 5% "
-                       f"({f5 - s5:+.3f}; seed std up to {_noise(_vals(full5, metric), _vals(sup5, metric)):.3f}), "
-                       f"so these runs cannot say how much of the 5%→100% supervision gap ({gap:+.3f}) it closes.")
-        elif f5 < s5:
-            out.append(f"{head}. The full method at 5% falls below supervised training at 5% ({f5 - s5:+.3f}), so "
-                       f"it closes none of the 5%→100% supervision gap ({gap:+.3f}); the claim does not hold here.")
-        else:
-            out.append(f"{head}. The full method closes {(f5 - s5) / gap * 100:.0f}% of the 5%→100% supervision "
-                       f"gap ({gap:+.3f}; seed std up to {noise:.3f}).")
-    return out
-
-
-def _vals(runs: list[dict[str, Any]], metric: str) -> list[float]:
-    return [float(r["test"][metric]) for r in runs]
-
-
-def _noise(a: list[float], b: list[float]) -> float:
-    """The larger seed standard deviation of two cells (0 with a single seed)."""
-    return max(statistics.stdev(a) if len(a) > 1 else 0.0, statistics.stdev(b) if len(b) > 1 else 0.0)
-
-
-def effects(state: dict[str, Any], kind: str, fractions: list[float]) -> list[str]:
-    """Each added term against supervised at the same α, with the seed spread as the noise yardstick."""
-    g = grouped(state["runs"], kind)
-    lines = ["| α | method | Δ AUC vs supervised | Δ FITB vs supervised | larger of the two seed stds (AUC / FITB) | "
-             "reading |", "|---|---|---|---|---|---|"]
-    for alpha in fractions:
-        sup = g.get(("supervised (L_l)", alpha), [])
-        for method in list(METHODS)[1:]:
-            runs = g.get((method, alpha), [])
-            if not (sup and runs):
+    for metric in ("fitb", "auc"):
+        s = [r["test"][metric] for r in cells[sup]]
+        f = [r["test"][metric] for r in cells["supervised-a1"]]
+        for method in (f"paper-a{alpha}", f"options-a{alpha}"):
+            if method not in cells:
                 continue
-            da = statistics.fmean(_vals(runs, "auc")) - statistics.fmean(_vals(sup, "auc"))
-            df = statistics.fmean(_vals(runs, "fitb")) - statistics.fmean(_vals(sup, "fitb"))
-            na, nf = _noise(_vals(runs, "auc"), _vals(sup, "auc")), _noise(_vals(runs, "fitb"), _vals(sup, "fitb"))
-            def word(delta: float, noise: float) -> str:
-                return "up" if delta > noise else "down" if delta < -noise else "within noise"
-
-            if min(len(runs), len(sup)) < 2:
-                reading = "one seed: no noise estimate"
-            else:
-                reading = f"AUC {word(da, na)}, FITB {word(df, nf)}"
-            lines.append(f"| {alpha:g} | {method} | {da:+.3f} | {df * 100:+.1f} pt | {na:.3f} / {nf * 100:.1f} pt | "
-                         f"{reading} |")
-    return lines
-
-
-def findings(diag: dict[str, Any] | None, long: dict[str, Any] | None) -> list[str]:
-    """Sentences computed from the diagnostics and the longer-budget runs (the 'why' of section 1)."""
-    out: list[str] = []
-    if long is not None:
-        g = grouped(long["runs"], "nondisjoint")
-        s5, s100 = g.get(("supervised (L_l)", 0.05), []), g.get(("supervised (L_l)", 1.0), [])
-        if s5 and s100:
-            a5, a100 = statistics.fmean(_vals(s5, "auc")), statistics.fmean(_vals(s100, "auc"))
-            f5, f100 = statistics.fmean(_vals(s5, "fitb")), statistics.fmean(_vals(s100, "fitb"))
-            opens = a100 > a5 and f100 > f5
-            out.append(
-                f"- Budget: with {s5[0]['steps']} steps, supervised training at 100% reaches AUC {a100:.3f} / FITB "
-                f"{f100 * 100:.1f}% against {a5:.3f} / {f5 * 100:.1f}% at 5% ({len(s5)}/{len(s100)} seeds): "
-                + ("the supervision gap the claim is about opens once the model gets more steps."
-                   if opens else "even with more steps the supervision gap does not open on both metrics."))
-    if diag:
-        rows = [m for d in diag.values() for m in d["pseudo_triplets"]["by_batch"].values()]
-        chance = statistics.fmean(d["pseudo_triplets"]["chance_same_theme"] for d in diag.values())
-        labeled = statistics.fmean(d["pseudo_triplets"]["labeled"]["theme(A)=theme(P)"] for d in diag.values())
-        if rows:
-            ap = [m["theme(Ã)=theme(P̃)"] for m in rows]
-            aa = [m["theme(A)=theme(Ã)"] for m in rows]
-            by_size: dict[str, list[float]] = defaultdict(list)
-            for d in diag.values():
-                for size, m in d["pseudo_triplets"]["by_batch"].items():
-                    by_size[size].append(m["theme(Ã)=theme(P̃)"])
-            sizes = ", ".join(f"{s}: {statistics.fmean(v) * 100:.0f}%" for s, v in sorted(by_size.items(),
-                                                                                       key=lambda kv: int(kv[0])))
-            out.append(
-                f"- Matching quality: a labeled triplet's A and P share a theme {labeled * 100:.0f}% of the time; "
-                f"the matched Ã and P̃ only {min(ap) * 100:.0f}–{max(ap) * 100:.0f}% (chance "
-                f"{chance * 100:.0f}%), and Ã shares A's theme {min(aa) * 100:.0f}–{max(aa) * 100:.0f}%. "
-                f"Mean theme(Ã)=theme(P̃) by unlabeled-batch size: {sizes}. With these briefly trained "
-                "embeddings the nearest unlabeled image is rarely a compatible item, so most pseudo-triplets "
-                "carry little compatibility information (the paper's batch of 1024 needs a pool that large).")
-        ts = [d["transforms"]["fraction_T_s_closer"] for d in diag.values()]
-        if ts:
-            out.append(
-                f"- Transform strength: in every checkpoint, including those trained without L_ss, T_s(x) is "
-                f"already closer to x than T_a(x) for {min(ts) * 100:.0f}–{max(ts) * 100:.0f}% of items: the "
-                "ordering L_ss asks for is learned by L_l alone on this benchmark, where colour decides "
-                "compatibility; what L_ss adds is the 0.4 margin between the two views.")
+            m = [r["test"][metric] for r in cells[method]]
+            share, se, gap = recovered(s, m, f)
+            if gap <= 0:
+                out.append(f"- {metric.upper()}: supervised α = {alpha} is not below α = 100 % "
+                           f"({statistics.fmean(s):.3f} vs {statistics.fmean(f):.3f}): no gap to recover.")
+                break
+            noise = f"± {se * 100:.0f} pt (s.e.)" if not math.isnan(se) else "(one seed: no noise estimate)"
+            beyond = not math.isnan(se) and share - 2 * se > 0
+            goal = "meets" if beyond and share >= GOAL_RECOVERED else "misses"
+            out.append(f"- {metric.upper()}: {method} recovers {share * 100:.0f}% {noise} of the gap "
+                       f"{statistics.fmean(s):.3f} → {statistics.fmean(f):.3f} ({len(m)} seeds); "
+                       f"{'beyond' if beyond else 'not beyond'} seed noise (2 s.e.); {goal} the 50 % goal.")
     return out
 
 
-def baseline_check(state: dict[str, Any]) -> list[str]:
-    """Does each trained model beat the colour histogram on both metrics on its split?"""
-    lines = ["| split | method | α | AUC − colour hist. | FITB − colour hist. | beats it on both |",
-             "|---|---|---|---|---|---|"]
-    for r in sorted(state["runs"], key=lambda r: (r["kind"], r["method"], -float(r["labeled_fraction"]))):
-        base = state["baselines"][r["kind"]]["colorhist"]
-        da, df = r["test"]["auc"] - base["auc"], r["test"]["fitb"] - base["fitb"]
-        lines.append(f"| {r['kind']} | {r['method']} | {float(r['labeled_fraction']):g} | {da:+.3f} | "
-                     f"{df * 100:+.1f} pt | {'yes' if da > 0 and df > 0 else 'no'} |")
+def diagnostics_section(diag: dict[str, Any]) -> list[str]:
+    lines = ["`outfit-compat experiment diagnostics`: for 512 labeled triplets of each checkpoint, the matcher's "
+             "(Ã, P̃, Ñ) under each option; a useful pseudo-triplet has compatible Ã and P̃. Ground truth per "
+             "dataset below; the chance row draws random pool items with the categories of A and P.", ""]
+    for name, d in diag.items():
+        lines += [f"### {name}", "", f"Checkpoint `{d['checkpoint']}` ({d['kind']}, α = {d['labeled_fraction']:g}, "
+                  f"pool {d['pool']} unlabeled items). Compatible = {d['ground_truth']}.", "",
+                  "| option | accepted | compatible(Ã,P̃) | compatible(Ã,Ñ) | category(Ã)=category(A) | "
+                  "pseudo-triplets |", "|---|---|---|---|---|---|"]
+        for opt, m in d["options"].items():
+            def f(key: str, m: dict[str, Any] = m) -> str:
+                v = m.get(key)
+                return "–" if v is None else f"{v * 100:.1f}%"
+            lines.append(f"| {opt} | {f('accept_rate')} | {f('compatible(Ã,P̃)')} | {f('compatible(Ã,Ñ)')} | "
+                         f"{f('category(Ã)=category(A)')} | {m.get('pseudo_triplets', '–')} |")
+        lines.append("")
     return lines
 
 
-def diagnostics_tables(diag: dict[str, Any]) -> list[str]:
-    """Matching quality and transform strength per trained checkpoint (seed 0)."""
-    lines = ["### Diagnostics (`outfit-compat experiment diagnostics`; ground truth = each synthetic item's theme)",
-             "", "Pseudo-triplet matching quality: share of triplets whose two members share a theme. A labeled "
-             "triplet has theme(A)=theme(P) by construction; a useful pseudo-triplet should too, and "
-             "theme(Ã)=theme(Ñ) should stay near chance.", "",
-             "| checkpoint | chance | unlabeled batch | theme(Ã)=theme(P̃) | theme(Ã)=theme(Ñ) | theme(A)=theme(Ã) | "
-             "mean d(A, Ã) |", "|---|---|---|---|---|---|---|"]
-    for name, d in diag.items():
-        pt = d["pseudo_triplets"]
-        for size, m in pt["by_batch"].items():
-            lines.append(f"| {name} | {pt['chance_same_theme']:.2f} | {size} | {m['theme(Ã)=theme(P̃)']:.2f} | "
-                         f"{m['theme(Ã)=theme(Ñ)']:.2f} | {m['theme(A)=theme(Ã)']:.2f} | "
-                         f"{m['mean_match_distance']:.3f} |")
-    lines += ["", "Transform strength in the trained space (mean distances on the unit sphere):", "",
-              "| checkpoint | d(x, T_s x) | d(x, T_a x) | share with T_s closer |", "|---|---|---|---|"]
-    for name, d in diag.items():
-        t = d["transforms"]
-        lines.append(f"| {name} | {t['d(x,T_s x)']:.3f} | {t['d(x,T_a x)']:.3f} | {t['fraction_T_s_closer']:.2f} |")
+def bench_section(bench: dict[str, Any]) -> list[str]:
+    lines = [f"`{bench.get('command', 'python benchmarks/bench_training.py')}` — {bench.get('note', '')}", ""]
+    rows = bench.get("rows", [])
+    if rows:
+        keys = [k for k in rows[0] if not isinstance(rows[0][k], dict | list)]
+        lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        for r in rows:
+            lines.append("| " + " | ".join(f"{r.get(k):.3g}" if isinstance(r.get(k), float) else str(r.get(k))
+                                           for k in keys) + " |")
     return lines
-
-
-def config_line(state: dict[str, Any]) -> str:
-    cfgs = [r.get("config") for r in state["runs"] if r.get("config")]
-    if not cfgs:
-        return ""
-    c = cfgs[0]
-    keys = ("image_size", "batch_size", "unlabeled_batch", "ss_unlabeled", "lr", "epochs", "triplets_per_epoch",
-            "margin", "lambda_ss", "lambda_pseudo", "backbone_weights")
-    return "Budget (`" + str(c["preset"]) + "` preset): " + ", ".join(f"{k}={c[k]}" for k in keys) + "."
 
 
 def render(results_dir: Path = RESULTS) -> str:
     doc = ["# Results", "",
-           "Generated by `outfit-compat report` from `benchmarks/results/*.json`; do not edit by hand.",
-           "All figures come from a 2-core CPU machine. FITB and AUC do not depend on machine load; the "
-           "ablation runs shared the machine with other jobs, and the throughput section states the load "
-           "average it was measured at. Training is from scratch (ImageNet "
-           "weights cannot be downloaded here; `--backbone-weights imagenet|PATH` is the code path for them).",
-           "FITB: candidate with the highest cosine similarity to the mean outfit embedding (the paper); the "
-           "summed-distance variant of the reference code is the second number. AUC: compatibility from the "
-           "mean pairwise distance of L2-normalised embeddings. Test splits.", ""]
-    abl = _load(results_dir / "ablation.json")
-    doc += ["## 1. Synthetic benchmark ablation", ""]
-    if abl is None:
-        doc.append("Not run yet: `outfit-compat experiment ablation`.")
-    else:
-        syn = abl.get("synthetic", {})
-        doc += [f"Data: `catalog.synth` with {syn}. Command: `outfit-compat experiment ablation` "
-                "(3 seeds; mean ± std over the seeds that finished).", config_line(abl),
-                f"Wall time of all {len(abl['runs'])} training runs: "
-                f"{sum(r['seconds'] for r in abl['runs']) / 60:.1f} min (torch threads: "
-                f"{abl.get('torch_threads', '?')}).", ""]
-        doc += method_table(abl, "nondisjoint", [0.05, 1.0])
-        doc += ["", "Effect of each term (mean over seeds, against supervised at the same α):", "",
-                *effects(abl, "nondisjoint", [0.05, 1.0])]
-        doc += ["", "Does the full method at 5% approach full supervision?", "", *claim_check(abl, "nondisjoint")]
-    long = _load(results_dir / "ablation_long.json")
-    if long is not None:
-        doc += ["", "### Longer budget, fewer cells (`--preset ablation-long`)", "",
-                "Does the 5%→100% supervision gap open with more steps, and where does the full method land?",
-                config_line(long), "",
-                *method_table(long, "nondisjoint", [0.05, 1.0],
-                              ["supervised (L_l)", "+L_ss", "+L_pseudo", "full (L_l+L_ss+L_pseudo)"]),
-                "",
-                *claim_check(long, "nondisjoint")]
+           "Generated by `outfit-compat report` from `benchmarks/results/*.json`; do not edit by hand. All figures "
+           "come from a 2-core CPU machine (model and load average in each JSON). Training is from scratch "
+           "(ImageNet weights cannot be downloaded here). FITB: the candidate with the highest cosine similarity "
+           "to the mean outfit embedding (the paper). AUC: compatibility from the mean pairwise distance of "
+           "L2-normalised embeddings. Test splits. Spread: mean pairwise cosine / RankMe effective rank of the "
+           "test embeddings (collapsed at mean cosine ≥ 0.8).", ""]
+    preset_runs = _load(results_dir / "cpu-preset.json")
+    doc += ["## 1. The cpu preset on Mango", ""]
+    doc += cpu_preset_section(preset_runs) if preset_runs else ["Not run yet."]
+    sweep = _load(results_dir / "cpu-preset-sweep.json")
+    doc += ["", "## 2. How the preset was chosen", ""]
+    doc += sweep_section(sweep, preset_runs) if sweep else ["Not run yet."]
+    for n, (fname, title) in enumerate((("claim-synth.json", "The paper's claim on the synthetic benchmark"),
+                                        ("claim-mango.json", "The paper's claim on Mango")), start=3):
+        state = _load(results_dir / fname)
+        doc += ["", f"## {n}. {title}", ""]
+        doc += claim_section(state, fname[:-5]) if state else ["Not run yet."]
     diag = _load(results_dir / "diagnostics.json")
-    found = findings(diag, long)
-    if found:
-        doc += ["", "### What the diagnostics say", "", *found]
-    if diag is not None:
-        doc += ["", *diagnostics_tables(diag)]
-    diag_long = _load(results_dir / "diagnostics_long.json")
-    if diag_long is not None:
-        doc += ["", "### The same diagnostics for the longer-budget checkpoints", "", *findings(diag_long, None), "",
-                *diagnostics_tables(diag_long)[1:]]
-    real = _load(results_dir / "real.json")
-    doc += ["", "## 2. Real photos (mango-outfits)", ""]
-    if real is None:
-        doc.append("Not run yet: `outfit-compat experiment real --data ../shared/data/mango-outfits`.")
-    else:
-        doc += ["Command: `outfit-compat experiment real --data ../shared/data/mango-outfits` (seed 0).",
-                config_line(real), ""]
-        doc += ["The colour histogram here is `embedder.colorhist` (8×8×8 RGB bins over the product's "
-                "pixels, backdrop estimated from the image border), computed when the sweep started; its "
-                "figures need not match the reference figures quoted in the dataset's README. `disjoint` is "
-                "the cold-start split: every FITB answer and swapped item of its test outfits is a product of "
-                "no training outfit.", ""]
-        for kind in ("nondisjoint", "disjoint"):
-            methods = ["supervised (L_l)", "full (L_l+L_ss+L_pseudo)"]
-            doc += [f"### {kind}", "", *method_table(real, kind, [0.05, 1.0], methods), ""]
-        doc += ["### Trained models against the colour histogram", "", *baseline_check(real), ""]
+    doc += ["", "## 5. Do pseudo-triplets carry compatibility signal?", ""]
+    doc += diagnostics_section(diag) if diag else ["Not run yet."]
     bench = _load(results_dir / "bench_training.json")
-    doc += ["", "## 3. Training throughput", ""]
-    if bench is None:
-        doc.append("Not run yet: `python benchmarks/bench_training.py`.")
-    else:
-        doc += [f"`python benchmarks/bench_training.py` — {bench.get('note', '')}", "",
-                "| losses | image size | batch | images embedded with grad / step | s / step | images / s | "
-                "triplets / s |", "|---|---|---|---|---|---|---|"]
-        for r in bench["rows"]:
-            doc.append(f"| {r['losses']} | {r['image_size']} | {r['batch_size']} | {r['images_per_step']} | "
-                       f"{r['seconds_per_step']:.2f} | {r['images_per_s']:.1f} | {r['triplets_per_s']:.1f} |")
+    doc += ["", "## 6. Training throughput", ""]
+    doc += bench_section(bench) if bench else ["Not run yet: `python benchmarks/bench_training.py`."]
     return "\n".join(doc) + "\n"
 
 

@@ -26,3 +26,13 @@ def lr_multiplier(schedule: str, *, total_steps: int, warmup_steps: int = 0) -> 
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return multiplier
+
+
+def rampup_weight(step: int, *, warmup_steps: int, rampup_steps: int) -> float:
+    """0 during a supervised warm-up, then Mean Teacher's ramp exp(-5(1-t)²) over `rampup_steps`, then 1."""
+    if step < warmup_steps:
+        return 0.0
+    if rampup_steps <= 0:
+        return 1.0
+    t = min(1.0, (step - warmup_steps) / rampup_steps)
+    return math.exp(-5.0 * (1.0 - t) ** 2)

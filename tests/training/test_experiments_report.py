@@ -1,4 +1,4 @@
-"""Sweep driver -> result JSON -> diagnostics -> docs/RESULTS.md, end to end on a tiny run."""
+"""Grid driver -> result JSON -> diagnostics -> docs/RESULTS.md, end to end on tiny runs."""
 
 from __future__ import annotations
 
@@ -8,35 +8,82 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.experiments import run_diagnostics, run_sweep
-from training.report import write_report
+from training.diagnostics import run_diagnostics
+from training.experiments import run_grid
+from training.grids import GRIDS, SUPERVISED, SYNTH, Cell, Grid
+from training.report import recovered, write_report
+
+TINY = {"max_steps": 4, "epochs": 1, "tsne_points": 0, "unlabeled_batch": 32, "ss_unlabeled": 8}
 
 
-def test_sweep_diagnostics_and_report(synth_root: Path, tmp_path: Path) -> None:
+def tiny_grid() -> Grid:
+    return Grid("claim-synth", "tiny claim check", SYNTH, ("nondisjoint",), (0,), (
+        Cell("supervised-a0.5", "smoke", {**TINY, **SUPERVISED, "labeled_fraction": 0.5}),
+        Cell("options-a0.5", "smoke", {**TINY, "labeled_fraction": 0.5, "ema_decay": 0.9,
+                                       "category_matching": True, "acceptance": "ratio", "queue_size": 64}),
+        Cell("supervised-a1", "smoke", {**TINY, **SUPERVISED, "labeled_fraction": 1.0}),
+    ))
+
+
+def test_grid_diagnostics_and_report(synth_root: Path, tmp_path: Path) -> None:
+    """One cell (the options path) in the default run; all three cells and the claim reading under -m slow."""
     torch.set_num_threads(2)
     results = tmp_path / "results"
-    state = run_sweep(data=synth_root, out_dir=tmp_path / "runs", results=results / "ablation.json",
-                      preset_name="smoke", kinds=["nondisjoint"], fractions=[1.0], seeds=[0],
-                      methods=["supervised (L_l)"])
-    assert len(state["runs"]) == 1 and "colorhist" in state["baselines"]["nondisjoint"]
-    # A rerun skips finished cells.
-    again = run_sweep(data=synth_root, out_dir=tmp_path / "runs", results=results / "ablation.json",
-                      preset_name="smoke", kinds=["nondisjoint"], fractions=[1.0], seeds=[0],
-                      methods=["supervised (L_l)"])
-    assert again["runs"] == json.loads((results / "ablation.json").read_text())["runs"]
-    diag = run_diagnostics(ablation=results / "ablation.json", results=results / "diagnostics.json")
-    (entry,) = diag.values()
-    for m in entry["pseudo_triplets"]["by_batch"].values():
-        assert 0.0 <= m["theme(Ã)=theme(P̃)"] <= 1.0
-    assert entry["pseudo_triplets"]["labeled"]["theme(A)=theme(P)"] > 0.9  # outfits are single-theme
+    grid = tiny_grid()
+    state = run_grid(grid, data=synth_root, out_dir=tmp_path / "runs", results=results / "claim-synth.json",
+                     cells=["options-a0.5"])
+    assert [r["cell"] for r in state["runs"]] == ["options-a0.5"]
+    assert "colorhist" in state["baselines"]["nondisjoint"]
+    for r in state["runs"]:
+        assert 0.0 <= r["test"]["fitb"] <= 1.0 and r["steps"] == 4
+        assert set(r["spread"]) >= {"mean_cosine", "effective_rank", "collapsed"}
+        assert r["machine_before"]["cores"] >= 1
+    # A rerun skips finished runs.
+    again = run_grid(grid, data=synth_root, out_dir=tmp_path / "runs", results=results / "claim-synth.json",
+                     cells=["options-a0.5"])
+    assert again["runs"] == json.loads((results / "claim-synth.json").read_text())["runs"]
+
+    ckpt = Path(state["runs"][0]["run_dir"]) / "best"
+    diag = run_diagnostics(checkpoints={"synth options": ckpt}, synth=synth_root, mango=tmp_path / "absent",
+                           results=results / "diagnostics.json")
+    opts = diag["synth options"]["options"]
+    assert diag["synth options"]["labeled_fraction"] == 0.5
+    for name, m in opts.items():
+        if "chance" in name:
+            continue
+        assert 0.0 <= m["accept_rate"] <= 1.0
+        if m["pseudo_triplets"]:
+            assert 0.0 <= m["compatible(Ã,P̃)"] <= 1.0
+    assert opts["category-aware"]["category(Ã)=category(A)"] == 1.0  # matching never leaves A's category
+
     doc = write_report(tmp_path / "RESULTS.md", results).read_text()
-    run = state["runs"][0]
-    assert f"{run['test']['fitb'] * 100:.1f}%" in doc and f"{run['test']['auc']:.3f}" in doc
-    assert "| +L_ss | 1 | 0 | not run | not run | not run | – | – |" in doc
-    assert "Not run yet: `outfit-compat experiment real" in doc
+    for r in state["runs"]:
+        assert f"{r['test']['auc']:.3f}" in doc
+    assert "## 1. The cpu preset on Mango\n\nNot run yet." in doc
+    assert "### synth options" in doc
+    assert "The claim cannot be read yet" in doc
 
 
-def test_sweep_rejects_unknown_method(synth_root: Path, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown methods"):
-        run_sweep(data=synth_root, out_dir=tmp_path, results=tmp_path / "r.json", preset_name="smoke",
-                  kinds=["nondisjoint"], fractions=[1.0], seeds=[0], methods=["magic"])
+@pytest.mark.slow
+def test_claim_reading_of_a_whole_tiny_grid(synth_root: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    state = run_grid(tiny_grid(), data=synth_root, out_dir=tmp_path / "runs", results=results / "claim-synth.json")
+    assert [r["cell"] for r in state["runs"]] == ["supervised-a0.5", "options-a0.5", "supervised-a1"]
+    doc = write_report(tmp_path / "RESULTS.md", results).read_text()
+    assert "options-a0.5 recovers" in doc or "no gap to recover" in doc
+
+
+def test_recovered_share_of_the_gap() -> None:
+    share, se, gap = recovered([0.5, 0.6], [0.7, 0.8], [0.9, 1.0])
+    assert gap == pytest.approx(0.4) and share == pytest.approx(0.5)
+    assert se > 0
+    assert recovered([0.9], [0.5], [0.8])[2] < 0  # no gap: nothing to recover
+
+
+def test_named_grids_are_well_formed() -> None:
+    for grid in GRIDS.values():
+        names = [c.name for c in grid.cells]
+        assert len(names) == len(set(names)), grid.name
+        with pytest.raises(KeyError):
+            grid.cell("nope")
+    assert GRIDS["cpu-preset"].seeds == (0, 1, 2)

@@ -1,0 +1,106 @@
+"""Named experiment grids: which runs back each table of docs/RESULTS.md and why.
+
+A grid is cells (a preset plus overrides) × split kinds × seeds. `outfit-compat experiment run --grid NAME`
+trains every missing (cell, kind, seed) and appends each finished run to benchmarks/results/NAME.json at once,
+so an interrupted grid keeps what finished and a rerun skips it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MANGO = "mango"
+SYNTH = "synth"
+
+
+@dataclass(frozen=True)
+class Cell:
+    name: str
+    preset: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] | None = None  # None: the grid's seeds
+    about: str = ""
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    about: str
+    data: str  # MANGO (the real photo set) or SYNTH (generated)
+    kinds: tuple[str, ...]
+    seeds: tuple[int, ...]
+    cells: tuple[Cell, ...]
+
+    def cell(self, name: str) -> Cell:
+        for c in self.cells:
+            if c.name == name:
+                return c
+        raise KeyError(f"grid {self.name} has no cell {name!r}; cells: {[c.name for c in self.cells]}")
+
+
+# 300-step proxies (3 epochs of 6,400 triplets at batch 64) around the cpu preset, one change per cell.
+_PROXY = {"epochs": 3, "triplets_per_epoch": 6400, "tsne_points": 0}
+
+# The pseudo-triplet options together (chosen by the claim-synth grid; docs/TRAINING.md).
+OPTIONS: dict[str, Any] = {
+    "pseudo_warmup_steps": 100, "pseudo_rampup_steps": 100, "rampup_ss": True, "ema_decay": 0.99,
+    "category_matching": True, "acceptance": "ratio", "ratio_threshold": 0.9, "queue_size": 1024,
+}
+SUPERVISED = {"use_ss": False, "use_pseudo": False}
+
+# Claim budgets: enough steps that α = 100 % clearly beats a small α on supervision alone.
+_CLAIM_SYNTH = {"image_size": 32, "batch_size": 32, "unlabeled_batch": 256, "ss_unlabeled": 32, "lr": 1e-3,
+                "lr_schedule": "cosine", "warmup_steps": 20, "epochs": 4, "triplets_per_epoch": 3200,
+                "tsne_points": 0}
+_CLAIM_MANGO = {"image_size": 48, "batch_size": 32, "unlabeled_batch": 256, "ss_unlabeled": 32, "lr": 2e-3,
+                "lr_schedule": "cosine", "warmup_steps": 30, "hflip": True, "epochs": 3, "triplets_per_epoch": 3200,
+                "tsne_points": 0}
+
+
+def _claim_cells(
+    budget: dict[str, Any], alpha: float, key_seeds: tuple[int, ...], paper_seeds: tuple[int, ...]
+) -> tuple[Cell, ...]:
+    return (
+        Cell(f"supervised-a{alpha:g}", "custom", {**budget, **SUPERVISED, "labeled_fraction": alpha},
+             key_seeds, "L_l only on the labeled fraction"),
+        Cell(f"paper-a{alpha:g}", "custom", {**budget, "labeled_fraction": alpha}, paper_seeds,
+             "L_l + 0.1 L_ss + L_pseudo as the paper states it"),
+        Cell(f"options-a{alpha:g}", "custom", {**budget, **OPTIONS, "labeled_fraction": alpha}, key_seeds,
+             "the paper's losses with this project's pseudo-triplet options"),
+        Cell("supervised-a1", "custom", {**budget, **SUPERVISED, "labeled_fraction": 1.0}, key_seeds,
+             "L_l only on every training outfit (the ceiling)"),
+    )
+
+
+GRIDS: dict[str, Grid] = {
+    g.name: g
+    for g in (
+        Grid("cpu-preset-sweep", "one change at a time around the cpu preset on Mango nondisjoint, each cell "
+             "given the compute of 300 steps of the centre (64 px, batch 64): a smaller image or batch gets more "
+             "steps, a larger one fewer, as a fixed time budget would", MANGO, ("nondisjoint",), (0,), (
+                 Cell("centre", "cpu", _PROXY, about="64 px, batch 64, cosine lr 2e-3, 50 warm-up steps, flip"),
+                 Cell("constant-lr-1e-3", "cpu", {**_PROXY, "lr_schedule": "constant", "lr": 1e-3,
+                                                  "warmup_steps": 0}, about="the first wave's constant lr"),
+                 Cell("no-flip", "cpu", {**_PROXY, "hflip": False}, about="no horizontal flip"),
+                 Cell("48px", "cpu", {**_PROXY, "image_size": 48, "triplets_per_epoch": 11392},
+                      about="48 px, 534 steps (same compute)"),
+                 Cell("96px", "cpu", {**_PROXY, "image_size": 96, "triplets_per_epoch": 2816},
+                      about="96 px, 132 steps (same compute)"),
+                 Cell("batch-32", "cpu", {**_PROXY, "batch_size": 32}, about="batch 32, 600 steps (same compute)"),
+                 Cell("batch-128", "cpu", {**_PROXY, "batch_size": 128}, about="batch 128, 150 steps (same compute)"),
+             )),
+        Grid("cpu-preset", "the cpu preset as shipped, both splits, three seeds (the issue's targets)",
+             MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (Cell("cpu", "cpu"),)),
+        Grid("claim-synth", "the paper's claim on the synthetic benchmark at α = 5 %", SYNTH, ("nondisjoint",),
+             (0, 1, 2), _claim_cells(_CLAIM_SYNTH, 0.05, (0, 1, 2), (0, 1, 2))),
+        Grid("claim-mango", "the paper's claim on Mango where labels are scarce (α = 2 %)", MANGO,
+             ("nondisjoint", "disjoint"), (0, 1, 2), (
+                 *_claim_cells(_CLAIM_MANGO, 0.02, (0, 1, 2), (0,)),
+                 Cell("supervised-a0.01", "custom", {**_CLAIM_MANGO, **SUPERVISED, "labeled_fraction": 0.01}, (0,),
+                      "pilot: where labels, not steps, are scarce"),
+                 Cell("supervised-a0.05", "custom", {**_CLAIM_MANGO, **SUPERVISED, "labeled_fraction": 0.05}, (0,),
+                      "pilot: the paper's α"),
+             )),
+    )
+}
