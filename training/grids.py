@@ -50,10 +50,10 @@ OPTIONS: dict[str, Any] = {
 SUPERVISED = {"use_ss": False, "use_pseudo": False}
 
 # Claim budgets: enough steps that α = 100 % clearly beats a small α on supervision alone.
-_CLAIM_SYNTH = {"image_size": 32, "batch_size": 32, "unlabeled_batch": 256, "ss_unlabeled": 32, "lr": 1e-3,
-                "lr_schedule": "cosine", "warmup_steps": 20, "epochs": 4, "triplets_per_epoch": 3200,
+_CLAIM_SYNTH = {"image_size": 32, "batch_size": 32, "unlabeled_batch": 128, "ss_unlabeled": 16, "lr": 1e-3,
+                "lr_schedule": "cosine", "warmup_steps": 20, "epochs": 3, "triplets_per_epoch": 3200,
                 "tsne_points": 0}
-_CLAIM_MANGO = {"image_size": 48, "batch_size": 32, "unlabeled_batch": 256, "ss_unlabeled": 32, "lr": 2e-3,
+_CLAIM_MANGO = {"image_size": 48, "batch_size": 32, "unlabeled_batch": 128, "ss_unlabeled": 16, "lr": 2e-3,
                 "lr_schedule": "cosine", "warmup_steps": 30, "hflip": True, "epochs": 3, "triplets_per_epoch": 3200,
                 "tsne_points": 0}
 
@@ -80,6 +80,8 @@ GRIDS: dict[str, Grid] = {
              "given the compute of 300 steps of the centre (64 px, batch 64): a smaller image or batch gets more "
              "steps, a larger one fewer, as a fixed time budget would", MANGO, ("nondisjoint",), (0,), (
                  Cell("centre", "cpu", _PROXY, about="64 px, batch 64, cosine lr 2e-3, 50 warm-up steps, flip"),
+                 Cell("lr-1e-3", "cpu", {**_PROXY, "lr": 1e-3}, about="cosine, peak lr 1e-3"),
+                 Cell("lr-4e-3", "cpu", {**_PROXY, "lr": 4e-3}, about="cosine, peak lr 4e-3"),
                  Cell("constant-lr-1e-3", "cpu", {**_PROXY, "lr_schedule": "constant", "lr": 1e-3,
                                                   "warmup_steps": 0}, about="the first wave's constant lr"),
                  Cell("no-flip", "cpu", {**_PROXY, "hflip": False}, about="no horizontal flip"),
