@@ -3,7 +3,7 @@
     ROOT/
       current -> versions/<version>        (symlink, replaced with os.replace: readers never see a gap)
       versions/<version>/                   (immutable once published)
-        manifest.json  items.sqlite  vectors.npy  global.faiss  categories/<n>.faiss  rejects.jsonl
+        manifest.json  items.sqlite  columns.npz  vectors.npy  global.faiss  categories/<n>.faiss  rejects.jsonl
       .work/                                (resumable embedding chunks of unfinished build jobs)
 """
 
@@ -23,6 +23,7 @@ VECTORS_FILE = "vectors.npy"
 GLOBAL_INDEX_FILE = "global.faiss"
 CATEGORY_DIR = "categories"
 REJECTS_FILE = "rejects.jsonl"
+COLUMNS_FILE = "columns.npz"
 VERSIONS_DIR = "versions"
 CURRENT_LINK = "current"
 WORK_DIR = ".work"

@@ -6,14 +6,17 @@ Imports neither torch nor training, so the service can load it without the model
 from __future__ import annotations
 
 import numbers
+import threading
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import faiss
 import numpy as np
 
+from index.columns import COLUMNS_FILE, ItemColumns, columns_of, read_columns
 from index.errors import IndexArtifactError
 from index.faiss_ops import (
     DEFAULT_EF_SEARCH,
@@ -23,12 +26,17 @@ from index.faiss_ops import (
     read_index,
     search_params,
 )
+from index.filtered import FlatView, exact_search, flat_view
+from index.filters import ItemFilter, check_filter, filter_mask
 from index.layout import GLOBAL_INDEX_FILE, STORE_FILE, VECTORS_FILE, resolve_version_dir
 from index.manifest import check_compatible, read_manifest, verify_files
 from index.store import ItemRecord, ItemStore
 
 # Up to this many excluded ids are over-fetched and filtered; more go into an ID selector.
 SMALL_EXCLUDE = 64
+# Allowed sets of this many recent filters are kept per index (a shop repeats a few filters all day).
+FILTER_CACHE_SIZE = 32
+K = TypeVar("K")
 
 
 @dataclass(frozen=True)
@@ -80,6 +88,36 @@ class CatalogIndex:
         self._tombstone_selector = exclusion_selector(self._tombstones)
         self._kinds = {id(ix): index_kind(ix) for ix in (self._global, *self._by_category.values())}
         self._categories = {str(c): int(n) for c, n in manifest["per_category"].items()}
+        self._columns = self._load_columns(version_dir, rows)
+        self._live = np.ones(rows, dtype=bool)
+        self._live[self._tombstones] = False
+        self._views: dict[int, FlatView] = {}  # filled on the first filtered search of each index
+        self._allowed_cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._mask_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._filter_lock = threading.Lock()
+
+    def _load_columns(self, version_dir: Path, rows: int) -> ItemColumns:
+        if "attributes" in self.manifest:
+            return read_columns(version_dir / COLUMNS_FILE, self.manifest["attributes"], rows)
+        # A version written before attributes existed: its prices are in the store.
+        return columns_of([rec for _, rec, _ in self._store.iter_all()], schema={})
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        """Attribute name -> type ("number", "boolean", "string") of this catalog (a copy)."""
+        return dict(self._columns.schema)
+
+    def describe_filters(self) -> dict[str, object]:
+        """What a filter form needs: the live price range and each attribute's values or range."""
+        prices = self._columns.price[self._live & ~np.isnan(self._columns.price)]
+        return {
+            "price": {"min": float(prices.min()), "max": float(prices.max())} if len(prices) else None,
+            "attributes": self._columns.describe(self._live),
+        }
+
+    def check_filter(self, flt: ItemFilter) -> None:
+        """FilterError naming the known fields when `flt` does not fit this catalog."""
+        check_filter(flt, self._columns.schema)
 
     def categories(self) -> dict[str, int]:
         """category -> number of live items (a copy: callers may change it)."""
@@ -116,30 +154,43 @@ class CatalogIndex:
         return Path(rec.image_path) if rec is not None and rec.image_path else None
 
     def search(
-        self, queries: np.ndarray, *, k: int, category: str | None = None, exclude: Collection[str] = ()
+        self, queries: np.ndarray, *, k: int, category: str | None = None, exclude: Collection[str] = (),
+        filters: ItemFilter | None = None,
     ) -> list[list[Hit]]:
-        """Per query, up to k hits best first; tombstoned and `exclude`d items never appear."""
+        """Per query, up to k hits best first; tombstoned and `exclude`d items never appear.
+
+        With `filters`, only items they allow, found by exact search (see index.filtered).
+        """
         q = self._check_queries(queries)
         k = _check_k(k)
         index = self._global if category is None else self._category_index(category)
-        rows = self._search_rows(index, q, k=k, exclusion=self._exclusion(exclude))
+        if filters is not None and not filters.empty:
+            self.check_filter(filters)
+            rows = self._filtered_rows(index, q, k=k, flt=filters, exclude=self._excluded_rows(exclude))
+        else:
+            rows = self._search_rows(index, q, k=k, exclusion=self._exclusion(exclude))
         return self._to_hits(rows)
 
     def search_categories(
         self, query: np.ndarray, categories: Sequence[str], *, k: int, exclude: Collection[str] = (),
-        records: bool = False,
+        records: bool = False, filters: ItemFilter | None = None,
     ) -> dict[str, list[Hit]]:
         """Up to k hits per category for one (d,) query, best first; one metadata look-up for all of them.
 
         The same hits as `search(query[None], k=k, category=c, exclude=exclude)[0]` for each c, without
         paying for id resolution once per category (the complementary-items request path). With `records`,
-        each hit carries its whole ItemRecord, from the same single query.
+        each hit carries its whole ItemRecord, from the same single query. `filters` as in `search`.
         """
         q = self._check_queries(np.asarray(query).reshape(1, -1))
         k = _check_k(k)
         indexes = [self._category_index(c) for c in categories]  # every name checked before any search
-        exclusion = self._exclusion(exclude)
-        per_cat = [self._search_rows(index, q, k=k, exclusion=exclusion)[0] for index in indexes]
+        if filters is not None and not filters.empty:
+            self.check_filter(filters)
+            excluded = self._excluded_rows(exclude)
+            per_cat = [self._filtered_rows(index, q, k=k, flt=filters, exclude=excluded)[0] for index in indexes]
+        else:
+            exclusion = self._exclusion(exclude)
+            per_cat = [self._search_rows(index, q, k=k, exclusion=exclusion)[0] for index in indexes]
         hits = self._to_hits(per_cat, records=records)
         return dict(zip(categories, hits, strict=True))
 
@@ -157,6 +208,49 @@ class CatalogIndex:
         # A few exclusions (the query item itself, the rest of an outfit): fetch that many more and drop
         # them; cheaper than an ID selector inside an HNSW walk, and exact for Flat.
         return _Exclusion(self._tombstone_selector, frozenset(excluded.values()))
+
+    def _excluded_rows(self, exclude: Collection[str]) -> np.ndarray:
+        rows = self._store.rows_of(list(exclude)) if exclude else {}
+        return np.fromiter(rows.values(), dtype=np.int64, count=len(rows))
+
+    def _mask(self, flt: ItemFilter) -> np.ndarray:
+        """Bool mask over rows of the live items `flt` allows, evaluated once per filter (cached)."""
+        with self._filter_lock:
+            mask = _cache_get(self._mask_cache, flt.key)
+        if mask is None:
+            mask = filter_mask(flt, self._columns) & self._live
+            with self._filter_lock:
+                _cache_put(self._mask_cache, flt.key, mask, FILTER_CACHE_SIZE)
+        return mask
+
+    def _allowed(self, index: faiss.Index, flt: ItemFilter) -> tuple[FlatView, np.ndarray]:
+        """The index's flat view and the internal ids of its items that `flt` allows (cached per filter)."""
+        key = (flt.key, id(index))
+        with self._filter_lock:
+            view = self._views.get(id(index))
+            if view is None:
+                view = self._views[id(index)] = flat_view(index)
+            positions = _cache_get(self._allowed_cache, key)
+        if positions is None:
+            positions = np.flatnonzero(self._mask(flt)[view.members])
+            with self._filter_lock:
+                _cache_put(self._allowed_cache, key, positions, FILTER_CACHE_SIZE * (1 + len(self._by_category)))
+        return view, positions
+
+    def matching(self, ids: Sequence[str], flt: ItemFilter) -> set[str]:
+        """The live ids among `ids` that `flt` allows."""
+        self.check_filter(flt)
+        rows = self._store.rows_of(ids)
+        mask = self._mask(flt)
+        return {i for i, r in rows.items() if mask[r]}
+
+    def _filtered_rows(
+        self, index: faiss.Index, q: np.ndarray, *, k: int, flt: ItemFilter, exclude: np.ndarray
+    ) -> list[list[tuple[float, int]]]:
+        view, positions = self._allowed(index, flt)
+        if len(exclude):
+            positions = positions[~np.isin(view.members[positions], exclude)]
+        return exact_search(q, view, positions, k, self._vectors)
 
     def _search_rows(
         self, index: faiss.Index, q: np.ndarray, *, k: int, exclusion: _Exclusion
@@ -192,6 +286,20 @@ class CatalogIndex:
 
     def close(self) -> None:
         self._store.close()
+
+
+def _cache_get(cache: OrderedDict[K, np.ndarray], key: K) -> np.ndarray | None:
+    value = cache.get(key)
+    if value is not None:
+        cache.move_to_end(key)
+    return value
+
+
+def _cache_put(cache: OrderedDict[K, np.ndarray], key: K, value: np.ndarray, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
 
 
 def _check_k(k: int) -> int:

@@ -57,4 +57,5 @@ def record_of(item: Item) -> ItemRecord:
         image_path=None if item.image is None else str(item.image),
         price=item.price,
         url=item.url,
+        attributes=dict(item.attributes),
     )

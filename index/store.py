@@ -2,18 +2,23 @@
 
 Row numbers are the FAISS ids and the row of `vectors.npy`. Removed items stay as tombstones
 (`deleted = 1`) so rows never move within a version; a compaction renumbers them in a new version.
+A catalog's typed attributes (`in_stock`, `brand`, ...) are one JSON object per row; filters do not
+query them here but read the columnar copy in `columns.npz` (index.columns).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from catalog.types import AttrValue
 
 SCHEMA = """
 CREATE TABLE items (
@@ -24,7 +29,8 @@ CREATE TABLE items (
     image_path TEXT,
     price REAL,
     url TEXT NOT NULL DEFAULT '',
-    deleted INTEGER NOT NULL DEFAULT 0
+    deleted INTEGER NOT NULL DEFAULT 0,
+    attributes TEXT  -- JSON object of typed attributes; NULL when the item has none
 );
 CREATE INDEX items_category ON items (category, deleted);
 -- A replaced item keeps its old row as a tombstone, so ids are unique among live rows only.
@@ -45,6 +51,21 @@ class ItemRecord:
     image_path: str | None
     price: float | None
     url: str
+    # Typed catalog attributes (catalog.attributes); hash=False keeps the record hashable.
+    attributes: Mapping[str, AttrValue] = field(default_factory=dict, hash=False)
+
+
+def _attrs_json(attrs: Mapping[str, AttrValue]) -> str | None:
+    return json.dumps(dict(attrs), sort_keys=True, separators=(",", ":")) if attrs else None
+
+
+def _attrs_of(text: str | None) -> dict[str, AttrValue]:
+    return dict(json.loads(text)) if text else {}
+
+
+def _record(item_id: str, cat: str, title: str, image: str | None, price: float | None, url: str,
+            attrs: str | None) -> ItemRecord:
+    return ItemRecord(item_id, cat, title, image, None if price is None else float(price), url, _attrs_of(attrs))
 
 
 def write_store(path: Path, rows: Iterable[tuple[int, ItemRecord]], *, deleted: Iterable[int] = ()) -> None:
@@ -54,9 +75,10 @@ def write_store(path: Path, rows: Iterable[tuple[int, ItemRecord]], *, deleted: 
         conn.executescript(SCHEMA)
         dead = {int(r) for r in deleted}
         conn.executemany(
-            "INSERT INTO items (row, item_id, category, title, image_path, price, url, deleted) "
-            "VALUES (?,?,?,?,?,?,?,?)",
-            ((r, it.item_id, it.category, it.title, it.image_path, it.price, it.url, int(r in dead)) for r, it in rows),
+            "INSERT INTO items (row, item_id, category, title, image_path, price, url, deleted, attributes) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            ((r, it.item_id, it.category, it.title, it.image_path, it.price, it.url, int(r in dead),
+              _attrs_json(it.attributes)) for r, it in rows),
         )
         conn.commit()
     finally:
@@ -82,6 +104,9 @@ class ItemStore:
             f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False
         )
         self._lock = threading.Lock()
+        # Stores written before attributes existed lack the column; they read as items without attributes.
+        names = {str(r[1]) for r in self._query("PRAGMA table_info(items)")}
+        self._attrs = "attributes" if "attributes" in names else "NULL"
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -112,10 +137,10 @@ class ItemStore:
         uniq = list(dict.fromkeys(int(r) for r in rows))
         for s in range(0, len(uniq), _CHUNK):
             part = uniq[s : s + _CHUNK]
-            q = ("SELECT row, item_id, category, title, image_path, price, url FROM items "
+            q = (f"SELECT row, item_id, category, title, image_path, price, url, {self._attrs} FROM items "
                  f"WHERE row IN ({','.join('?' * len(part))})")
-            for row, item_id, cat, title, image, price, url in self._query(q, part):
-                out[int(row)] = ItemRecord(item_id, cat, title, image, None if price is None else float(price), url)
+            for row, *fields in self._query(q, part):
+                out[int(row)] = _record(*fields)
         return out
 
     def labels_of_rows(self, rows: Sequence[int]) -> dict[int, tuple[str, str]]:
@@ -132,11 +157,11 @@ class ItemStore:
         out: dict[str, ItemRecord] = {}
         for part in _chunks(list(dict.fromkeys(ids))):
             q = (
-                "SELECT item_id, category, title, image_path, price, url FROM items "
+                f"SELECT item_id, category, title, image_path, price, url, {self._attrs} FROM items "
                 f"WHERE deleted = 0 AND item_id IN ({','.join('?' * len(part))})"
             )
-            for item_id, cat, title, image, price, url in self._query(q, part):
-                out[item_id] = ItemRecord(item_id, cat, title, image, None if price is None else float(price), url)
+            for fields in self._query(q, part):
+                out[fields[0]] = _record(*fields)
         return out
 
     def category_counts(self) -> dict[str, int]:
@@ -149,9 +174,10 @@ class ItemStore:
 
     def iter_all(self) -> Iterable[tuple[int, ItemRecord, bool]]:
         """Every row in order, tombstones included (for incremental updates)."""
-        q = "SELECT row, item_id, category, title, image_path, price, url, deleted FROM items ORDER BY row"
-        for row, item_id, cat, title, image, price, url, deleted in self._query(q):
-            yield int(row), ItemRecord(item_id, cat, title, image, price, url), bool(deleted)
+        q = (f"SELECT row, deleted, item_id, category, title, image_path, price, url, {self._attrs} FROM items "
+             "ORDER BY row")
+        for row, deleted, *fields in self._query(q):
+            yield int(row), _record(*fields), bool(deleted)
 
     def close(self) -> None:
         with self._lock:

@@ -17,6 +17,8 @@ from typing import Any
 import faiss
 import numpy as np
 
+from index.columns import COLUMNS_FILE, columns_of, write_columns
+from index.errors import IndexBuildError
 from index.faiss_ops import (
     DEFAULT_EF_SEARCH,
     DEFAULT_EXACT_THRESHOLD,
@@ -137,12 +139,17 @@ def write_version(
 
     `identity` carries model_version, checkpoint_sha256, backend and source (what the vectors came from).
     """
+    try:
+        columns = columns_of(content.records)
+    except ValueError as e:  # an attribute with two types (say, after `index add` of another catalog)
+        raise IndexBuildError(str(e)) from e
     root.mkdir(parents=True, exist_ok=True)
     version = new_version_name(root)
     stage = staging_dir(root, version)
     try:
-        files = [STORE_FILE, VECTORS_FILE, GLOBAL_INDEX_FILE, REJECTS_FILE]
+        files = [STORE_FILE, VECTORS_FILE, GLOBAL_INDEX_FILE, REJECTS_FILE, COLUMNS_FILE]
         write_store(stage / STORE_FILE, enumerate(content.records), deleted=content.deleted)
+        write_columns(stage / COLUMNS_FILE, columns)
         np.save(stage / VECTORS_FILE, np.ascontiguousarray(content.vectors, dtype=np.float32))
         write_index(content.global_index, stage / GLOBAL_INDEX_FILE)
         (stage / CATEGORY_DIR).mkdir()
@@ -175,6 +182,7 @@ def write_version(
             "rows": len(content.records),
             "tombstones": len(content.deleted),
             "per_category": per_category,
+            "attributes": columns.schema,  # name -> number | boolean | string: the filterable fields
             "rejects": len(content.rejects),
             "build_seconds": round(build_seconds, 3),
             "libraries": {**library_versions(), **identity.get("libraries", {})},

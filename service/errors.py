@@ -77,3 +77,14 @@ class NotReadyError(ServiceError):
 class AuthError(ServiceError):
     status = 401
     code = "unauthorized"
+
+
+class FilterRequestError(ServiceError):
+    """A filter names an attribute the catalog lacks, or gives one a value of the wrong type."""
+
+    status = 422
+    code = "invalid_filter"
+
+    def __init__(self, message: str, *, unknown: Sequence[str], known: Sequence[str]) -> None:
+        super().__init__(message, code="unknown_filter" if unknown else None, unknown=list(unknown),
+                         known=list(known))

@@ -9,10 +9,11 @@ from urllib.parse import quote
 
 import numpy as np
 
+from index.filters import FilterError, ItemFilter
 from index.store import ItemRecord
 from service.engine import Engine
-from service.errors import InvalidInputError, UnknownCategoryError, UnknownItemsError
-from service.schemas import CategoryGroup, ComplementaryOptions, ItemOut, ScoredItem
+from service.errors import FilterRequestError, InvalidInputError, UnknownCategoryError, UnknownItemsError
+from service.schemas import CategoryGroup, ComplementaryOptions, Filters, ItemOut, ScoredItem
 
 OutT = TypeVar("OutT", bound=ItemOut)
 
@@ -31,8 +32,23 @@ def record_out(rec: ItemRecord, cls: type[OutT], **extra: Any) -> OutT:
     """The API view of a catalog record as `cls` (ItemOut or a subclass whose extra fields come in `extra`)."""
     return cls(
         id=rec.item_id, category=rec.category, title=rec.title, price=rec.price, url=rec.url,
-        image_url=f"/images/{quote(rec.item_id, safe='')}" if rec.image_path else None, **extra,
+        image_url=f"/images/{quote(rec.item_id, safe='')}" if rec.image_path else None,
+        attributes=dict(rec.attributes), **extra,
     )
+
+
+def item_filter(engine: Engine, filters: Filters | None) -> ItemFilter | None:
+    """The request's filters checked against this index's attributes (a 422 naming the known ones);
+    None when there is nothing to filter."""
+    if filters is None:
+        return None
+    try:
+        flt = ItemFilter.of(price_min=filters.price_min, price_max=filters.price_max,
+                            attributes=filters.attributes())
+        engine.index.check_filter(flt)
+    except FilterError as e:
+        raise FilterRequestError(str(e), unknown=e.unknown, known=e.known) from e
+    return None if flt.empty else flt
 
 
 def resolve_items(engine: Engine, item_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -104,11 +120,12 @@ def complementary(
             f"no target category left: the query already covers {sorted(set(query_categories))}; "
             "ask for other categories"
         )
+    flt = item_filter(engine, options.filters)
     exclude = tuple(dict.fromkeys([*query_ids, *options.exclude]))
     excluded = set(exclude)
     # Hits carry their records (one metadata query for all categories), so the answer needs no other look-up.
     per_category = engine.index.search_categories(
-        query, targets, k=options.per_category, exclude=exclude, records=True
+        query, targets, k=options.per_category, exclude=exclude, records=True, filters=flt
     )
     scored = [
         (hit.score, hit.item_id, cat, hit.record)

@@ -4,16 +4,61 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    model_validator,
+)
 
 MAX_OUTFIT_ITEMS = 20
 ItemId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 CategoryName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# A catalog attribute value: booleans stay booleans (strict), numbers are numbers, strings are strings.
+AttrScalar = StrictBool | StrictInt | StrictFloat | Annotated[str, StringConstraints(max_length=200)]
+AttrCondition = AttrScalar | Annotated[list[AttrScalar], Field(min_length=1, max_length=200)]
 
 
 class _Strict(BaseModel):
     # Unknown fields are an error: a misspelt option must not be silently ignored.
     model_config = ConfigDict(extra="forbid")
+
+
+class Filters(BaseModel):
+    """Business filters: a price range, and any catalog attribute by name (`GET /v1/filters` lists them).
+
+    An attribute maps to one value (equality) or a list (membership), e.g.
+    `{"price_max": 80, "in_stock": true, "brand": ["acme", "bolt"]}`. Items missing a filtered field never
+    match; an attribute the catalog does not have is a 422 naming the known ones.
+    """
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={
+        "example": {"price_min": 10, "price_max": 80, "in_stock": True, "brand": ["acme", "bolt"]}})
+    __pydantic_extra__: dict[str, AttrCondition] = Field(init=False)  # typed attribute conditions
+
+    price_min: float | None = Field(default=None, description="lowest price allowed (inclusive)")
+    price_max: float | None = Field(default=None, description="highest price allowed (inclusive)")
+
+    @model_validator(mode="after")
+    def _canonical(self) -> Filters:
+        """Attributes sorted by name and list values sorted and deduplicated: equal filters serialise (and
+        so cache) identically."""
+        extra = self.__pydantic_extra__ or {}
+        canon: dict[str, AttrCondition] = {}
+        for name in sorted(extra):
+            value = extra[name]
+            if isinstance(value, list):
+                value = sorted(dict.fromkeys(value), key=lambda v: (type(v).__name__, v))
+            canon[name] = value
+        self.__pydantic_extra__ = canon
+        return self
+
+    def attributes(self) -> dict[str, AttrCondition]:
+        return dict(self.__pydantic_extra__ or {})
 
 
 class ComplementaryOptions(_Strict):
@@ -23,6 +68,7 @@ class ComplementaryOptions(_Strict):
         default=None, max_length=50, description="target categories (default: every other category)"
     )
     exclude: list[ItemId] = Field(default_factory=list, max_length=1000, description="item ids never returned")
+    filters: Filters | None = Field(default=None, description="only items these business filters allow")
 
 
 class ComplementaryRequest(ComplementaryOptions):
@@ -38,6 +84,9 @@ class CompatibilityRequest(_Strict):
 class FITBRequest(_Strict):
     outfit: list[ItemId] = Field(min_length=1, max_length=MAX_OUTFIT_ITEMS - 1)
     candidates: list[ItemId] = Field(min_length=1, max_length=100)
+    filters: Filters | None = Field(
+        default=None, description="candidates these filters reject are left out of the ranking (see filtered_out)"
+    )
 
 
 class ItemOut(BaseModel):
@@ -47,6 +96,7 @@ class ItemOut(BaseModel):
     price: float | None
     url: str
     image_url: str | None
+    attributes: dict[str, AttrScalar] = Field(default_factory=dict, description="the catalog's typed attributes")
 
 
 class ItemList(BaseModel):
@@ -112,7 +162,30 @@ class FITBCandidate(ItemOut):
 class FITBResponse(BaseModel):
     outfit: list[str]
     ranked: list[FITBCandidate]
+    filtered_out: list[str] = Field(default_factory=list, description="candidates the filters rejected")
     model_version: str
+
+
+class PriceRange(BaseModel):
+    min: float
+    max: float
+
+
+class AttributeInfo(BaseModel):
+    type: str = Field(description="'number', 'boolean' or 'string'")
+    values: dict[str, int] | None = Field(default=None, description="string attributes: value -> live items")
+    min: float | None = Field(default=None, description="number attributes: smallest value")
+    max: float | None = Field(default=None, description="number attributes: largest value")
+    true: int | None = Field(default=None, description="boolean attributes: live items with true")
+    false: int | None = Field(default=None, description="boolean attributes: live items with false")
+
+
+class FiltersResponse(BaseModel):
+    """What can be filtered on in this index: keys of `Filters` and the values they can take."""
+
+    price: PriceRange | None
+    attributes: dict[str, AttributeInfo]
+    index_version: str
 
 
 class EmbedResponse(BaseModel):

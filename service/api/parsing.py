@@ -6,6 +6,7 @@ publish both media types in OpenAPI through `openapi_extra` (see `request_body`)
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -56,6 +57,18 @@ def form_list(form: FormData, name: str) -> list[str] | None:
     if not values:
         return None
     return [part.strip() for v in values for part in v.split(",") if part.strip()]
+
+
+def form_json(value: object, name: str) -> Any:
+    """A form field holding a JSON value (multipart cannot nest objects); malformed JSON is a 422 naming it."""
+    if not isinstance(value, str):
+        raise ServiceError(f"field {name!r} must be a text value holding JSON", code="invalid_input", status=422,
+                           field=name)
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ServiceError(f"field {name!r} is not valid JSON: {e.msg}", code="invalid_input", status=422,
+                           field=name) from e
 
 
 def form_files(form: FormData, name: str) -> list[UploadFile]:

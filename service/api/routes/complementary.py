@@ -10,6 +10,7 @@ from service.api.deps import CacheDep, EngineDep, StateDep
 from service.api.parsing import (
     binary_field,
     form_files,
+    form_json,
     form_list,
     media_type,
     parse_json,
@@ -21,14 +22,14 @@ from service.api.parsing import (
 )
 from service.engine import Engine
 from service.errors import InvalidInputError
-from service.recommend import check_categories, complementary, infer_category, resolve_items
+from service.recommend import check_categories, complementary, infer_category, item_filter, resolve_items
 from service.schemas import ComplementaryOptions, ComplementaryRequest, ComplementaryResponse, QueryInfo
 from service.scoring import outfit_query_vector
 from service.uploads import embed_uploads, read_upload
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
 
-_OPTION_FIELDS = {"k", "per_category", "categories", "exclude"}
+_OPTION_FIELDS = {"k", "per_category", "categories", "exclude", "filters"}
 MULTIPART_SCHEMA = {
     "type": "object",
     "required": ["image"],
@@ -41,6 +42,8 @@ MULTIPART_SCHEMA = {
         "per_category": {"type": "integer", "minimum": 1, "maximum": 50},
         "categories": {"type": "array", "items": {"type": "string"}, "description": "repeated or comma-separated"},
         "exclude": {"type": "array", "items": {"type": "string"}},
+        "filters": {"type": "string", "contentMediaType": "application/json",
+                    "description": 'business filters as a JSON object, e.g. {"price_max": 80, "in_stock": true}'},
     },
 }
 
@@ -101,12 +104,15 @@ async def post_complementary(request: Request, state: StateDep, engine: EngineDe
         for name in ("categories", "exclude"):
             if (lst := form_list(form, name)) is not None:
                 raw_opts[name] = lst
+        if (text := form.get("filters")) is not None:
+            raw_opts["filters"] = form_json(text, "filters")
         opts = validate(ComplementaryOptions, raw_opts)
         category = form.get("category")
         if category is not None and not isinstance(category, str):
             raise InvalidInputError("'category' must be a text field", field="category")
         if category:
             check_categories(engine, [category])  # before paying for the embedding
+        item_filter(engine, opts.filters)  # likewise
         upload = await read_upload(files[0], label="image", max_bytes=state.settings.max_upload_bytes)
         vecs, cached = await embed_uploads([upload], engine=engine, cache=cache, limits=state.image_limits,
                                            ttl_s=state.settings.cache_embedding_ttl_s)

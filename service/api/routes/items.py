@@ -1,4 +1,4 @@
-"""Catalog views: GET /v1/items/{id}, GET /v1/categories, GET /images/{id}."""
+"""Catalog views: GET /v1/items/{id}, GET /v1/categories, GET /v1/filters, GET /images/{id}."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from service.api.deps import EngineDep
 from service.errors import ServiceError, UnknownItemsError
 from service.recommend import item_out, sample_category
-from service.schemas import CategoriesResponse, CategoryOut, ItemList, ItemOut
+from service.schemas import CategoriesResponse, CategoryOut, FiltersResponse, ItemList, ItemOut
 
 router = APIRouter(tags=["catalog"])
 
@@ -38,6 +38,13 @@ async def get_item(item_id: str, engine: EngineDep) -> ItemOut:
 async def get_categories(engine: EngineDep) -> CategoriesResponse:
     cats = engine.index.categories()
     return CategoriesResponse(categories=[CategoryOut(name=c, count=n) for c, n in sorted(cats.items())])
+
+
+@router.get("/v1/filters", response_model=FiltersResponse, summary="What results can be filtered on")
+async def get_filters(engine: EngineDep) -> FiltersResponse:
+    """The price range and the catalog's attributes with their values: the keys `filters` accepts."""
+    info = await engine.run(engine.index.describe_filters)
+    return FiltersResponse.model_validate({**info, "index_version": engine.index_version})
 
 
 @router.get("/images/{item_id}", response_class=FileResponse, summary="A catalog item's image",

@@ -20,7 +20,7 @@ from service.api.parsing import (
 )
 from service.engine import Engine
 from service.errors import InvalidInputError
-from service.recommend import item_categories, lookup_vectors, record_out
+from service.recommend import item_categories, item_filter, lookup_vectors, record_out
 from service.schemas import (
     MAX_OUTFIT_ITEMS,
     CompatibilityRequest,
@@ -81,15 +81,25 @@ def _fitb(engine: Engine, req: FITBRequest) -> FITBResponse:
     overlap = sorted(set(candidates) & set(req.outfit))
     if overlap:
         raise InvalidInputError(f"candidates {overlap} are already in the outfit", item_ids=overlap)
-    cand = lookup_vectors(engine, candidates)
-    order, cos, dist = rank_candidates(outfit, cand)
-    records = engine.index.get_items(candidates)  # all known: lookup_vectors checked them
-    ranked = [
-        record_out(records[candidates[j]], FITBCandidate, rank=r + 1, score=float(cos[j]),
-                   mean_distance=float(dist[j]))
-        for r, j in enumerate(order)
-    ]
-    return FITBResponse(outfit=list(req.outfit), ranked=ranked, model_version=engine.model_version)
+    flt = item_filter(engine, req.filters)
+    cand = lookup_vectors(engine, candidates)  # every candidate known, filtered out or not
+    filtered_out: list[str] = []
+    if flt is not None:
+        passing = engine.index.matching(candidates, flt)
+        filtered_out = [c for c in candidates if c not in passing]
+        keep = [n for n, c in enumerate(candidates) if c in passing]
+        candidates, cand = [candidates[n] for n in keep], cand[keep]
+    ranked: list[FITBCandidate] = []
+    if candidates:
+        order, cos, dist = rank_candidates(outfit, cand)
+        records = engine.index.get_items(candidates)  # all known: lookup_vectors checked them
+        ranked = [
+            record_out(records[candidates[j]], FITBCandidate, rank=r + 1, score=float(cos[j]),
+                       mean_distance=float(dist[j]))
+            for r, j in enumerate(order)
+        ]
+    return FITBResponse(outfit=list(req.outfit), ranked=ranked, filtered_out=filtered_out,
+                        model_version=engine.model_version)
 
 
 def _check_size(n: int) -> None:
