@@ -75,7 +75,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, cwd=REPO)
         self.log_path = log_path
 
-    def wait_ready(self, timeout: float = 90.0) -> None:
+    def wait_ready(self, timeout: float = 300.0) -> None:  # importing torch takes minutes at load 20
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -137,5 +137,29 @@ def default_server(
 ) -> Iterator[ServerProcess]:
     """One server with default settings, shared by the tests that do not change its configuration."""
     srv = launch(service_index, random_checkpoint, tmp_path_factory.mktemp("server"))
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A generated shop catalog CSV with typed attributes (in_stock, gender, brand, colour, size) and photos."""
+    from shop_catalog import write_shop
+
+    return write_shop(tmp_path_factory.mktemp("svc_shop"), items=160, outfits=40, seed=3)
+
+
+@pytest.fixture(scope="session")
+def shop_index(shop: Any, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shop catalog indexed (from the CSV) with the random checkpoint."""
+    return build_test_index(shop.catalog, random_checkpoint, tmp_path_factory.mktemp("svc_shop_index") / "index")
+
+
+@pytest.fixture(scope="session")
+def shop_server(
+    shop_index: Path, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server over the shop index (typed attributes to filter on)."""
+    srv = launch(shop_index, random_checkpoint, tmp_path_factory.mktemp("shop_server"))
     yield srv
     srv.stop()

@@ -1,4 +1,4 @@
-"""Business filters through the real app: a shop CSV with typed attributes, indexed with the random checkpoint."""
+"""Business filters through the real app: a shop CSV with typed attributes (conftest `shop_index`)."""
 
 from __future__ import annotations
 
@@ -9,25 +9,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from shop_catalog import ShopFiles, write_shop
+from shop_catalog import ShopFiles
 
 from index import open_index
-
-
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> ShopFiles:
-    return write_shop(tmp_path_factory.mktemp("svc_shop"), items=160, outfits=40, seed=3)
-
-
-@pytest.fixture(scope="module")
-def shop_index(shop: ShopFiles, random_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from index.build import build_catalog_index
-    from index.embed_job import EmbedJobConfig
-
-    out = tmp_path_factory.mktemp("svc_shop_index") / "index"
-    build_catalog_index(checkpoint=random_checkpoint, catalog=shop.catalog, out=out,
-                        job=EmbedJobConfig(num_workers=0, progress=False))
-    return out
 
 
 @pytest.fixture(scope="module")
