@@ -4,6 +4,7 @@
 const $ = (sel) => document.querySelector(sel);
 const outfit = []; // {kind: "item", id, item} | {kind: "upload", file, url}
 let lastWeakest = null;
+let lastQuery = null; // re-runs the last complementary request (after the filters change)
 
 function showError(message) {
   const box = $("#error");
@@ -38,6 +39,12 @@ function card(item, { score = null, action = null, actionLabel = "Add", imageUrl
   title.textContent = item.title || item.id;
   title.title = `${item.id} · ${item.category || ""}`;
   div.appendChild(title);
+  if (item.price !== null && item.price !== undefined) {
+    const p = document.createElement("span");
+    p.className = "muted price";
+    p.textContent = item.price.toFixed(2);
+    div.appendChild(p);
+  }
   if (score !== null) {
     const s = document.createElement("span");
     s.className = "muted score";
@@ -147,6 +154,92 @@ function renderResults(resp) {
   if (!resp.groups.length) box.textContent = "No complementary items found.";
 }
 
+// Filter controls, built from GET /v1/filters: price range, a checkbox per boolean attribute ("in stock
+// only"), a multi-select per string attribute, a comma-separated list per number attribute.
+function buildFilters(info) {
+  const attrs = Object.entries(info.attributes);
+  if (!info.price && !attrs.length) return;
+  if (info.price) {
+    $("#filter-price-min").placeholder = String(Math.floor(info.price.min));
+    $("#filter-price-max").placeholder = String(Math.ceil(info.price.max));
+  }
+  const box = $("#filter-attributes");
+  for (const [name, a] of attrs) {
+    const label = document.createElement("label");
+    const nice = name.replace(/_/g, " ");
+    let input;
+    if (a.type === "boolean") {
+      input = document.createElement("input");
+      input.type = "checkbox";
+      label.classList.add("check");
+      label.append(input, ` ${nice} only`);
+    } else if (a.type === "string") {
+      input = document.createElement("select");
+      input.multiple = true;
+      input.size = Math.min(4, Object.keys(a.values).length);
+      for (const [value, count] of Object.entries(a.values)) {
+        const o = document.createElement("option");
+        o.value = value;
+        o.textContent = `${value} (${count})`;
+        input.appendChild(o);
+      }
+      label.append(nice, input);
+    } else {
+      input = document.createElement("input");
+      input.placeholder = a.min === null ? "e.g. 1, 2" : `${a.min}–${a.max}, e.g. ${a.min}, ${a.max}`;
+      label.append(`${nice} (any of)`, input);
+    }
+    input.id = `filter-attr-${name}`;
+    input.dataset.attr = name;
+    input.dataset.kind = a.type;
+    box.appendChild(label);
+  }
+  $("#filters").hidden = false;
+}
+
+// The filters as the API takes them, or null when none is set; throws on an unreadable number.
+function currentFilters() {
+  const f = {};
+  for (const [key, id] of [["price_min", "#filter-price-min"], ["price_max", "#filter-price-max"]]) {
+    const v = $(id).value.trim();
+    if (v !== "") f[key] = Number(v);
+  }
+  for (const input of document.querySelectorAll("#filter-attributes [data-attr]")) {
+    const name = input.dataset.attr;
+    if (input.dataset.kind === "boolean") {
+      if (input.checked) f[name] = true;
+    } else if (input.dataset.kind === "string") {
+      const chosen = Array.from(input.selectedOptions, (o) => o.value);
+      if (chosen.length) f[name] = chosen;
+    } else {
+      const parts = input.value.split(",").map((p) => p.trim()).filter((p) => p !== "");
+      if (parts.some((p) => Number.isNaN(Number(p)))) throw new Error(`${name}: numbers separated by commas`);
+      if (parts.length) f[name] = parts.map(Number);
+    }
+  }
+  const n = Object.keys(f).length;
+  $("#filter-summary").textContent = n ? `${n} filter${n > 1 ? "s" : ""} active` : "";
+  return n ? f : null;
+}
+
+// POST /v1/complementary with the current filters (JSON body or multipart form), remembered for re-runs.
+async function complementary(body, form = null) {
+  lastQuery = () => complementary(body, form);
+  let filters;
+  try { filters = currentFilters(); } catch (e) { showError(e.message); return; }
+  let options;
+  if (form) {
+    form.delete("filters");
+    if (filters) form.append("filters", JSON.stringify(filters));
+    options = { method: "POST", body: form };
+  } else {
+    const json = filters ? { ...body, filters } : body;
+    options = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(json) };
+  }
+  renderResults(await api("/v1/complementary", options));
+  $("#results").dataset.filters = JSON.stringify(filters || {}); // what the shown results were filtered by
+}
+
 function photoForm() {
   const file = $("#photo-input").files[0];
   if (!file) { showError("choose a photo first"); return null; }
@@ -164,6 +257,15 @@ async function init() {
   } catch (e) {
     $("#status").textContent = "not ready";
   }
+  buildFilters(await api("/v1/filters"));
+  $("#filters").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (lastQuery) lastQuery(); else currentFilters();
+  });
+  $("#filter-clear").addEventListener("click", () => {
+    $("#filters").reset();
+    if (lastQuery) lastQuery(); else currentFilters();
+  });
   const cats = (await api("/v1/categories")).categories;
   for (const sel of [$("#photo-category"), $("#browse-category")]) {
     for (const c of cats) {
@@ -182,7 +284,7 @@ async function init() {
   $("#photo-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const form = photoForm();
-    if (form) renderResults(await api("/v1/complementary", { method: "POST", body: form }));
+    if (form) await complementary(null, form);
   });
   $("#photo-add-btn").addEventListener("click", () => {
     const file = $("#photo-input").files[0];
@@ -205,14 +307,11 @@ async function init() {
   $("#outfit-btn").addEventListener("click", async () => {
     const ids = outfit.filter((m) => m.kind === "item").map((m) => m.id);
     if (ids.length) {
-      renderResults(await api("/v1/complementary", {
-        method: "POST", headers: { "content-type": "application/json" },
-        body: JSON.stringify({ item_ids: ids, k: 24, per_category: 4 }),
-      }));
+      await complementary({ item_ids: ids, k: 24, per_category: 4 });
     } else if (outfit.length) {
       const form = new FormData();
       form.append("image", outfit[0].file);
-      renderResults(await api("/v1/complementary", { method: "POST", body: form }));
+      await complementary(null, form);
     } else {
       showError("the outfit is empty");
     }

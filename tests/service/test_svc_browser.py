@@ -111,3 +111,58 @@ def test_upload_browse_build_outfit_and_score(
     browser.find_element(By.ID, "item-id").send_keys("no-such-item")
     browser.find_element(By.ID, "item-add-btn").click()
     wait.until(lambda d: "no-such-item" in d.find_element(By.ID, "error").text)
+
+
+def test_filter_controls_restrict_the_results(browser: Any, shop_server: Any, shop: Any) -> None:
+    """Price range, in stock and the catalog's attributes, built from /v1/filters, change what is shown."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    rows = {r["item_id"]: r for r in shop.rows}
+    browser.get(shop_server.url + "/")
+    wait.until(lambda d: d.find_element(By.ID, "filters").is_displayed())
+    assert browser.find_element(By.ID, "filter-attr-in_stock").get_attribute("type") == "checkbox"
+    assert "in stock only" in browser.find_element(By.ID, "filter-attributes").text
+    brands = Select(browser.find_element(By.ID, "filter-attr-brand"))
+    assert brands.is_multiple and {o.get_attribute("value") for o in brands.options} == {r["brand"] for r in shop.rows}
+    assert browser.find_element(By.ID, "filter-attr-size").get_attribute("data-kind") == "number"
+    assert float(browser.find_element(By.ID, "filter-price-max").get_attribute("placeholder")) >= max(
+        r["price"] for r in shop.rows)
+
+    def shown() -> list[str]:
+        return [c.get_attribute("data-id") for c in browser.find_elements(By.CSS_SELECTOR, "#results .card")]
+
+    browser.find_element(By.ID, "item-id").send_keys("P-0000")
+    browser.find_element(By.ID, "item-add-btn").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#outfit .card")) == 1)
+    browser.find_element(By.ID, "outfit-btn").click()
+    wait.until(lambda d: d.find_element(By.ID, "results").get_attribute("data-filters") == "{}" and shown())
+    unfiltered = shown()
+
+    browser.find_element(By.ID, "filter-price-max").send_keys("120")
+    browser.find_element(By.ID, "filter-attr-in_stock").click()
+    brands.select_by_value("acme")
+    brands.select_by_value("corto")
+    browser.find_element(By.ID, "filter-apply").click()
+    want = {"price_max": 120, "in_stock": True, "brand": ["acme", "corto"]}
+    wait.until(lambda d: d.find_element(By.ID, "results").get_attribute("data-filters") != "{}")
+    import json
+
+    assert json.loads(browser.find_element(By.ID, "results").get_attribute("data-filters")) == want
+    assert browser.find_element(By.ID, "filter-summary").text == "3 filters active"
+    filtered = shown()
+    assert filtered and filtered != unfiltered
+    for item_id in filtered:
+        r = rows[item_id]
+        assert r["price"] <= 120 and r["in_stock"] and r["brand"] in ("acme", "corto"), r
+    browser.save_screenshot(str(SHOTS / "3-filters.png"))
+
+    # A malformed number list is refused on the page, with a message, before any request.
+    browser.find_element(By.ID, "filter-attr-size").send_keys("38, large")
+    browser.find_element(By.ID, "filter-apply").click()
+    wait.until(lambda d: "size" in d.find_element(By.ID, "error").text)
+
+    browser.find_element(By.ID, "filter-clear").click()
+    wait.until(lambda d: d.find_element(By.ID, "results").get_attribute("data-filters") == "{}")
+    assert shown() == unfiltered and browser.find_element(By.ID, "filter-summary").text == ""
