@@ -213,10 +213,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def preset(name: str, **overrides: Any) -> TrainConfig:
-    """A named preset with overrides applied (overrides win)."""
-    if name not in PRESETS:
+    """A named preset with overrides applied (overrides win); `custom` is the TrainConfig defaults."""
+    if name != "custom" and name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
-    return TrainConfig().replace(**{**PRESETS[name], "preset": name, **overrides})
+    return TrainConfig().replace(**{**PRESETS.get(name, {}), "preset": name, **overrides})
 
 
 def write_config(config: TrainConfig, path: Path) -> None:
