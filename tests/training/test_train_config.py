@@ -38,3 +38,15 @@ def test_unknown_preset_and_roundtrip() -> None:
     c = preset("smoke", seed=3, use_ss=False)
     assert TrainConfig.from_dict(c.to_dict()) == c
     assert c.losses_label() == "L_l+L_pseudo"
+
+
+def test_custom_preset_is_the_defaults_and_new_options_validate() -> None:
+    from training.config import ConfigError, TrainConfig, preset
+
+    assert preset("custom", lr=0.01) == TrainConfig(lr=0.01, preset="custom")
+    for bad in ({"lr_schedule": "step"}, {"acceptance": "maybe"}, {"ema_decay": 1.0}, {"ratio_threshold": 0.0},
+                {"queue_size": -1}, {"warmup_steps": -1}):
+        with pytest.raises(ConfigError):
+            preset("custom", **bad)
+    with pytest.raises(ConfigError, match="unknown preset"):
+        preset("fast")
