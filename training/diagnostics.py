@@ -5,8 +5,9 @@ For labeled triplets (A, P, N) of a trained checkpoint, the matcher picks (Ã, P
 Ã and P̃ are compatible. Ground truth:
 - synthetic set: compatible = same theme (every item's theme is recorded in synth_meta.json);
 - Mango: a proxy, compatible = Ã and P̃ appear together in a training outfit that was *held out* from the
-  labels (α < 100 %): stylists put them together, the trainer never saw it. Its chance level is the same
-  rate for random pool pairs with the matched items' categories, reported beside it.
+  labels (α < 100 %): stylists put them together, the trainer never saw it; for an α = 100 % checkpoint the
+  valid and test outfits play that part (and their items are the pool). Its chance level is the same rate
+  for random pool pairs with the matched items' categories, reported beside it.
 """
 
 from __future__ import annotations
@@ -122,11 +123,19 @@ def diagnose(checkpoint: Path, root: Path, *, synthetic: bool, n_triplets: int =
             return theme[x] == theme[y]
         truth = "same theme"
     else:
+        if not hidden:
+            # α = 100 %: no training outfit was held out; the valid and test outfits are, and their items
+            # form the pool the pseudo-triplets are matched in.
+            hidden = [*ds.split("valid").outfits, *ds.split("test").outfits]
+            pool = sorted({i for o in hidden for i in o.item_ids})
+            source = "valid/test outfits (α = 100 %: no training outfit was held out)"
+        else:
+            source = "held-out training outfits"
         together = {frozenset(pair) for o in hidden for pair in combinations(o.item_ids, 2)}
 
         def compatible(x: str, y: str) -> bool:
             return frozenset((x, y)) in together
-        truth = f"together in one of {len(hidden)} held-out training outfits"
+        truth = f"together in one of {len(hidden)} {source}"
     ids = sorted({i for t in triplets for i in t} | set(pool))
     emb = _embed(checkpoint, ds, ids)
     return {"checkpoint": str(checkpoint), "kind": kind, "labeled_fraction": alpha, "ground_truth": truth,
