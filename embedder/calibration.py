@@ -33,6 +33,11 @@ class Calibration:
         e = math.exp(z)
         return e / (1.0 + e)
 
+    def probabilities(self, distances: np.ndarray) -> np.ndarray:
+        """`probability` of many distances at once (float64; stable for large |z| as well)."""
+        z = self.slope * np.asarray(distances, dtype=np.float64) + self.intercept
+        return np.asarray(0.5 * (1.0 + np.tanh(0.5 * z)), dtype=np.float64)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from catalog.types import Item
 from embedder.backend import EmbeddingBackend, load_backend
+from index.cooccurrence import MANIFEST_KEY, dataset_cooccurrence
 from index.distributed import DistContext
 from index.embed_job import EmbedJobConfig, EmbedStats, collect_chunks, embed_catalog, prepare_work_dir
 from index.errors import IndexBuildError
@@ -45,11 +46,15 @@ class Embedded:
 
 
 def identity_of(backend: EmbeddingBackend, checkpoint: Path, source: CatalogSource) -> dict[str, Any]:
-    """Manifest fields tying the index to the exact model, backend and catalog it was built from."""
+    """Manifest fields tying the index to the exact model, backend and catalog it was built from, and the
+    catalog's category co-occurrence in its training outfits (when it has outfits)."""
     import torch
 
     card = backend.card
+    cooc = (dataset_cooccurrence(source.path, {it.item_id: it.category for it in source.items})
+            if source.kind == "polyvore" else None)
     return {
+        **({MANIFEST_KEY: cooc} if cooc else {}),
         "model_version": card.model_version,
         "checkpoint_sha256": card.weights_sha256,
         "checkpoint_path": str(Path(checkpoint).resolve()),

@@ -48,6 +48,8 @@ class Hit:
     score: float
     # The item's whole record when the search was asked for it (`records=True`); not part of equality.
     record: ItemRecord | None = field(default=None, compare=False, repr=False)
+    # Row of the item's stored vector (`vectors_of_rows`), for callers that re-rank hits (diversity).
+    row: int = field(default=-1, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -270,9 +272,9 @@ class CatalogIndex:
         flat = [r for row in rows for _, r in row]
         if records:
             recs = self._store.records_of_rows(flat)
-            return [[Hit(recs[r].item_id, recs[r].category, score, recs[r]) for score, r in row] for row in rows]
+            return [[Hit(recs[r].item_id, recs[r].category, score, recs[r], r) for score, r in row] for row in rows]
         labels = self._store.labels_of_rows(flat)
-        return [[Hit(*labels[r], score) for score, r in row] for row in rows]
+        return [[Hit(*labels[r], score, row=r) for score, r in row] for row in rows]
 
     def _check_queries(self, queries: np.ndarray) -> np.ndarray:
         q = np.asarray(queries)

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_COMPACT_FRACTION = 0.2
 IDENTITY_KEYS = (
-    "model_version", "checkpoint_sha256", "checkpoint_path", "backend", "preprocess", "source", "libraries"
+    "model_version", "checkpoint_sha256", "checkpoint_path", "backend", "preprocess", "source", "libraries",
+    "category_cooccurrence",
 )
 
 

@@ -21,6 +21,7 @@ REGISTRARS: tuple[str, ...] = (
     "outfit_compat.export_cli",
     "service.cli",
     "training.cli",
+    "training.category_head",
     "training.experiments",
     "training.report",
 )

@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.routes import complementary, embed, items, ops, outfits, web
+from service.api.routes import complementary, complete, embed, items, ops, outfits, web
 from service.cache import build_cache
 from service.errors import ServiceError
 from service.metrics import ServiceMetrics
@@ -86,7 +86,7 @@ def create_app(settings: Settings, *, load: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     _install_error_handlers(app)
-    for module in (complementary, outfits, embed, items, ops, web):
+    for module in (complementary, outfits, complete, embed, items, ops, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("service").joinpath("static"))), name="static")
     # Outermost first: metrics see every response, including 413s from the body limit.

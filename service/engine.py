@@ -24,6 +24,7 @@ from service.timing import stage
 
 if TYPE_CHECKING:
     from embedder.backend import EmbeddingBackend
+    from embedder.category_head import CategoryHead
     from embedder.config import PreprocessConfig
     from index import CatalogIndex
 
@@ -57,6 +58,8 @@ class Engine:
     index_root: Path
     checkpoint: Path
     search_threads: int = 1
+    # Uploaded photos' category (embedder/category_head.py); None: a vote of the nearest catalog items.
+    category_head: CategoryHead | None = None
 
     @property
     def model_version(self) -> str:
@@ -128,6 +131,7 @@ def load_engine(
 ) -> Engine:
     """Blocking load (run it in a thread from async code). Raises EngineLoadError with a clear message."""
     from embedder.backend import load_backend
+    from embedder.category_head import load_category_head
     from embedder.checkpoint import CheckpointError
     from index import IndexArtifactError, open_index
 
@@ -140,12 +144,15 @@ def load_engine(
         # warning): it still serves the int8 index, whose embeddings approximate exactly that model.
         family = getattr(model, "fallback_from", None) or model.name
         idx = open_index(index_root, expected_model_version=model.card.model_version, backend=family)
+        head = load_category_head(ckpt, model_version=model.card.model_version)
     except (CheckpointError, IndexArtifactError, FileNotFoundError, ValueError) as e:
         if isinstance(e, EngineLoadError):
             raise
         raise EngineLoadError(str(e)) from e
     if idx.dim != model.card.config.embed_dim:
         raise EngineLoadError(f"index dim {idx.dim} != model embed_dim {model.card.config.embed_dim}")
+    if head is not None and head.dim != idx.dim:
+        raise EngineLoadError(f"category head dim {head.dim} != model embed_dim {idx.dim}; refit the head")
     cal = calibration_from_card_extra(idx.manifest) or calibration_from_card_extra(model.card.extra)
     batcher = MicroBatcher(
         model.embed_batch,
@@ -169,4 +176,5 @@ def load_engine(
         index_root=Path(index_root),
         checkpoint=Path(ckpt),
         search_threads=search_threads,
+        category_head=head,
     )

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import numpy as np
 
 from index.filters import FilterError, ItemFilter
+from index.reader import Hit
 from index.store import ItemRecord
+from service.diversity import mmr_order, pool_size
 from service.engine import Engine
 from service.errors import FilterRequestError, InvalidInputError, UnknownCategoryError, UnknownItemsError
 from service.schemas import CategoryGroup, ComplementaryOptions, Filters, ItemOut, ScoredItem
+from service.scoring import completion_distances
 
 OutT = TypeVar("OutT", bound=ItemOut)
 
-# Neighbours that vote on an upload's category when the client does not say what it is.
+# Neighbours that vote on an upload's category when the client does not say what it is and the checkpoint
+# has no category head.
 INFER_NEIGHBOURS = 10
 
 
@@ -70,8 +75,8 @@ def item_categories(engine: Engine, item_ids: Sequence[str]) -> list[str]:
     return resolve_items(engine, item_ids)[1]
 
 
-def infer_category(engine: Engine, query: np.ndarray) -> tuple[str, list[str]]:
-    """Score-weighted vote of the nearest catalog items; returns (category, neighbour ids)."""
+def _vote(engine: Engine, query: np.ndarray) -> tuple[str, list[str], float]:
+    """Score-weighted vote of the nearest catalog items: (category, neighbour ids, the winner's share)."""
     hits = engine.index.search(query[None, :], k=INFER_NEIGHBOURS)[0]
     if not hits:
         raise InvalidInputError("the index is empty; cannot infer the upload's category")
@@ -80,7 +85,26 @@ def infer_category(engine: Engine, query: np.ndarray) -> tuple[str, list[str]]:
         # Shift cosine into (0, 2] so dissimilar neighbours still count a little, never negatively.
         votes[h.category] += 1.0 + float(h.score)
     best = max(sorted(votes), key=lambda c: votes[c])
-    return best, [h.item_id for h in hits]
+    return best, [h.item_id for h in hits], votes[best] / sum(votes.values())
+
+
+@dataclass(frozen=True)
+class InferredCategory:
+    category: str
+    confidence: float
+    source: str  # "head" or "neighbours"
+    neighbours: list[str]
+
+
+def upload_category(engine: Engine, query: np.ndarray) -> InferredCategory:
+    """An upload's category: the checkpoint's category head when it has one, else the neighbours' vote
+    (confidence = the winner's share of the votes)."""
+    if engine.category_head is not None:
+        category, p = engine.category_head.predict(query[None, :])[0]
+        if category in engine.index.categories():
+            return InferredCategory(category, p, "head", [])
+    category, neighbours, share = _vote(engine, query)
+    return InferredCategory(category, share, "neighbours", neighbours)
 
 
 def sample_category(engine: Engine, category: str, *, limit: int, seed: int) -> list[ItemOut]:
@@ -106,8 +130,14 @@ def complementary(
     query_categories: Sequence[str],
     query_ids: Sequence[str],
     options: ComplementaryOptions,
+    members: np.ndarray | None = None,
 ) -> list[CategoryGroup]:
-    """Nearest items of each target category, top-k overall, grouped by category best-first."""
+    """Nearest items of each target category (re-ranked by MMR when `options.diversity` > 0), top-k overall,
+    grouped by category best-first.
+
+    `members` are the query's item embeddings (default: the query itself); each item's `compatibility` is
+    the calibrated score of those items plus it, as POST /v1/compatibility would give.
+    """
     known = engine.index.categories()
     if options.categories is not None:
         check_categories(engine, options.categories)
@@ -125,17 +155,41 @@ def complementary(
     excluded = set(exclude)
     # Hits carry their records (one metadata query for all categories), so the answer needs no other look-up.
     per_category = engine.index.search_categories(
-        query, targets, k=options.per_category, exclude=exclude, records=True, filters=flt
+        query, targets, k=pool_size(options.per_category, options.diversity), exclude=exclude, records=True,
+        filters=flt,
     )
-    scored = [
-        (hit.score, hit.item_id, cat, hit.record)
+    picked = {
+        cat: diverse_hits([h for h in hits if h.item_id not in excluded],  # the contract, whatever the index does
+                          engine, k=options.per_category, diversity=options.diversity)
         for cat, hits in per_category.items()
-        for hit in hits
-        if hit.item_id not in excluded  # the contract, whatever the index does with `exclude`
-    ]
+    }
+    # Across categories, best first; an item never comes before an earlier MMR pick of its own category
+    # (running minimum), so cutting at k keeps each category's most varied prefix. At diversity 0 the key is
+    # the score itself: today's order.
+    scored = []
+    for cat, hits in picked.items():
+        key = np.inf
+        for hit in hits:
+            key = min(key, hit.score)
+            scored.append((key, hit.item_id, cat, hit))
     scored.sort(key=lambda t: (-t[0], t[1]))
+    top = scored[: options.k]
+    outfit = query[None, :] if members is None else members
+    cand = engine.index.vectors_of_rows([hit.row for _, _, _, hit in top])
+    compat = engine.calibration.probabilities(completion_distances(outfit, cand)) if top else np.zeros(0)
     groups: dict[str, list[ScoredItem]] = {}
-    for score, _, cat, rec in scored[: options.k]:
-        assert rec is not None  # search_categories(records=True) attaches every hit's record
-        groups.setdefault(cat, []).append(record_out(rec, ScoredItem, score=score))
+    for (_, _, cat, hit), p in zip(top, compat, strict=True):
+        assert hit.record is not None  # search_categories(records=True) attaches every hit's record
+        groups.setdefault(cat, []).append(
+            record_out(hit.record, ScoredItem, score=hit.score, compatibility=round(float(p), 6))
+        )
     return [CategoryGroup(category=c, items=items) for c, items in groups.items()]
+
+
+def diverse_hits(hits: list[Hit], engine: Engine, *, k: int, diversity: float) -> list[Hit]:
+    """Up to k of a category's hits (best first) in MMR order; the first k unchanged at diversity 0."""
+    if diversity <= 0 or len(hits) <= 1:
+        return hits[:k]
+    vectors = engine.index.vectors_of_rows([h.row for h in hits])
+    order = mmr_order(np.array([h.score for h in hits]), vectors, k=k, diversity=diversity)
+    return [hits[i] for i in order]

@@ -16,6 +16,9 @@ from pydantic import (
 )
 
 MAX_OUTFIT_ITEMS = 20
+# Chosen on the Mango test outfits (docs/SERVICE.md, "Diversity"): the most variety that costs at most
+# 2 points of top-5 hit rate.
+DEFAULT_DIVERSITY = 0.0
 ItemId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 CategoryName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 # A catalog attribute value: booleans stay booleans (strict), numbers are numbers, strings are strings.
@@ -69,6 +72,10 @@ class ComplementaryOptions(_Strict):
     )
     exclude: list[ItemId] = Field(default_factory=list, max_length=1000, description="item ids never returned")
     filters: Filters | None = Field(default=None, description="only items these business filters allow")
+    diversity: float = Field(
+        default=DEFAULT_DIVERSITY, ge=0.0, le=1.0,
+        description="0 = nearest first; higher trades closeness for variety within each category (MMR)",
+    )
 
 
 class ComplementaryRequest(ComplementaryOptions):
@@ -106,7 +113,12 @@ class ItemList(BaseModel):
 
 
 class ScoredItem(ItemOut):
-    score: float = Field(description="cosine similarity to the query (higher = more compatible)")
+    score: float = Field(description="cosine similarity to the query (higher = more compatible); used for ranking")
+    compatibility: float = Field(
+        ge=0, le=1,
+        description="calibrated probability that the query's items and this one go together: what POST "
+        "/v1/compatibility returns for them (for a one-item or photo query, the pair's score)",
+    )
 
 
 class CategoryGroup(BaseModel):
@@ -118,8 +130,13 @@ class QueryInfo(BaseModel):
     kind: str = Field(description="'items' or 'image'")
     item_ids: list[str]
     categories: list[str]
-    category_inferred: bool = Field(description="true when the upload's category was inferred from neighbours")
+    category_inferred: bool = Field(description="true when the upload's category was inferred")
     inferred_from: list[str] = Field(default_factory=list, description="nearest catalog items used to infer it")
+    category_source: str | None = Field(
+        default=None, description="how the upload's category was found: 'given', 'head' (the checkpoint's "
+        "category head) or 'neighbours' (a vote of the nearest catalog items)",
+    )
+    category_confidence: float | None = Field(default=None, description="probability of the inferred category")
     embedding_cached: bool | None = None
 
 
@@ -164,6 +181,75 @@ class FITBResponse(BaseModel):
     ranked: list[FITBCandidate]
     filtered_out: list[str] = Field(default_factory=list, description="candidates the filters rejected")
     model_version: str
+
+
+class CompleteOptions(_Strict):
+    categories: list[CategoryName] | None = Field(
+        default=None, max_length=MAX_OUTFIT_ITEMS - 1,
+        description="target categories, one item each (default: those that commonly co-occur with the seeds' "
+        "in the training outfits)",
+    )
+    n_outfits: int = Field(default=3, ge=1, le=10, description="how many outfits to return")
+    diversity: float = Field(
+        default=DEFAULT_DIVERSITY, ge=0.0, le=1.0,
+        description="0 = the best-scoring outfits; higher = varied candidates and outfits sharing fewer items",
+    )
+    exclude: list[ItemId] = Field(default_factory=list, max_length=1000, description="item ids never added")
+    filters: Filters | None = Field(default=None, description="only items these business filters allow are added")
+
+
+class CompleteRequest(CompleteOptions):
+    """JSON: seeds are catalog items (multipart adds uploaded photos)."""
+
+    item_ids: list[ItemId] = Field(min_length=1, max_length=MAX_OUTFIT_ITEMS - 1)
+
+
+class SeedInfo(BaseModel):
+    ref: str = Field(description="item id, or 'upload:<n>' for the n-th uploaded photo")
+    kind: str = Field(description="'item' or 'upload'")
+    category: str
+    category_source: str = Field(description="'catalog', 'given', 'head' (category head) or 'neighbours'")
+    category_confidence: float | None = Field(default=None, description="probability of the inferred category")
+
+
+class OutfitEntry(BaseModel):
+    ref: str
+    kind: str = Field(description="'item' or 'upload'")
+    role: str = Field(description="'seed' or 'added'")
+    category: str
+    item: ItemOut | None = Field(description="the catalog item (null for an uploaded photo)")
+    score: float | None = Field(description="cosine to the seeds' query vector (added items)")
+    compatibility: float | None = Field(
+        description="calibrated score of the seeds plus this item, as POST /v1/compatibility gives (added items)"
+    )
+    contribution: float | None = Field(
+        description="outfit score minus the score without this item (null for 2-item outfits)"
+    )
+
+
+class GeneratedOutfit(BaseModel):
+    rank: int
+    score: float = Field(ge=0, le=1, description="calibrated probability the whole outfit is compatible")
+    mean_distance: float
+    items: list[OutfitEntry]
+    pairwise: list[list[float]] = Field(description="pairwise distances, in the order of `items`")
+
+
+class SearchInfo(BaseModel):
+    beam_width: int
+    candidates_per_category: int
+    evaluated: int = Field(description="partial outfits scored")
+
+
+class CompleteResponse(BaseModel):
+    seeds: list[SeedInfo]
+    targets: list[str]
+    targets_source: str = Field(description="'request', 'co-occurrence' or 'all-other-categories'")
+    outfits: list[GeneratedOutfit]
+    calibrated: bool
+    search: SearchInfo
+    model_version: str
+    index_version: str
 
 
 class PriceRange(BaseModel):

@@ -62,6 +62,19 @@ def score_outfit(emb: np.ndarray, calibration: Calibration) -> OutfitScore:
     )
 
 
+def completion_distances(outfit: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """(n,) mean pairwise distance of `outfit` plus each candidate: what `score_outfit` sees for the outfit
+    with that one item added (for a one-item outfit, the pair's distance)."""
+    x = np.asarray(outfit, dtype=np.float64)
+    c = np.asarray(candidates, dtype=np.float64)
+    m = len(x)
+    if m < 1:
+        raise ValueError("an outfit needs at least 1 item to be completed")
+    within = float(pairwise_distances(x)[np.triu_indices(m, k=1)].sum()) if m >= 2 else 0.0
+    to_outfit = np.linalg.norm(c[:, None, :] - x[None, :, :], axis=2).sum(axis=1)
+    return np.asarray((within + to_outfit) / (m * (m + 1) / 2), dtype=np.float64)
+
+
 def outfit_query_vector(emb: np.ndarray) -> np.ndarray:
     """Normalised mean of the outfit's normalised embeddings: the query for complements and FITB."""
     emb = np.asarray(emb, dtype=np.float32)

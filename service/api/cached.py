@@ -39,3 +39,12 @@ async def cached_result(
     body = (await compute()).model_dump_json().encode()
     await cache.set(key, body, ttl_s)
     return JSONBytes(body)
+
+
+async def cached_answer(
+    cache: MeteredCache, endpoint: str, scope: str, request: BaseModel, model: type[M], *, ttl_s: int,
+    compute: Callable[[], Awaitable[M]],
+) -> JSONBytes:
+    """`cached_result` keyed by endpoint, engine scope (model + index versions) and the request's JSON."""
+    return await cached_result(cache, f"res:{endpoint}:{scope}:{request.model_dump_json()}", model, ttl_s=ttl_s,
+                               compute=compute)

@@ -71,6 +71,18 @@ def form_json(value: object, name: str) -> Any:
                            field=name) from e
 
 
+def form_options(
+    form: FormData, model: type[M], *, scalars: tuple[str, ...], lists: tuple[str, ...],
+    json_fields: tuple[str, ...] = (),
+) -> M:
+    """The option fields of a multipart form validated as `model`: list fields repeated or comma-separated,
+    `json_fields` holding JSON (see `form_json`)."""
+    raw: dict[str, object] = {name: v for name in scalars if (v := form.get(name)) is not None}
+    raw.update({name: lst for name in lists if (lst := form_list(form, name)) is not None})
+    raw.update({name: form_json(text, name) for name in json_fields if (text := form.get(name)) is not None})
+    return validate(model, raw)
+
+
 def form_files(form: FormData, name: str) -> list[UploadFile]:
     out: list[UploadFile] = []
     for v in form.getlist(name):

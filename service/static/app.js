@@ -25,7 +25,12 @@ async function api(path, options = {}) {
   return body;
 }
 
-function card(item, { score = null, action = null, actionLabel = "Add", imageUrl = null } = {}) {
+// The "vary the results" switch: MMR diversity for complements and whole outfits (0 = nearest first).
+const VARIED = 0.5;
+function diversity() { return $("#diversity-switch").checked ? VARIED : 0; }
+
+function card(item, { score = null, pair = null, note = null, action = null, actionLabel = "Add",
+  imageUrl = null } = {}) {
   const div = document.createElement("div");
   div.className = "card";
   div.dataset.id = item.id || "";
@@ -45,11 +50,24 @@ function card(item, { score = null, action = null, actionLabel = "Add", imageUrl
     p.textContent = item.price.toFixed(2);
     div.appendChild(p);
   }
+  if (pair !== null) {
+    // The calibrated score a person can read; the raw cosine (used for ranking) stays beside it.
+    const p = document.createElement("span");
+    p.className = "pair";
+    p.textContent = `match ${Math.round(pair * 100)}%`;
+    div.appendChild(p);
+  }
   if (score !== null) {
     const s = document.createElement("span");
     s.className = "muted score";
-    s.textContent = `score ${score.toFixed(3)}`;
+    s.textContent = `cosine ${score.toFixed(3)}`;
     div.appendChild(s);
+  }
+  if (note !== null) {
+    const n = document.createElement("span");
+    n.className = "muted note";
+    n.textContent = note;
+    div.appendChild(n);
   }
   if (action) {
     const b = document.createElement("button");
@@ -131,8 +149,12 @@ async function rescore() {
 
 function renderResults(resp) {
   const q = resp.query;
+  const how = q.category_source === "head" ? "by the category head"
+    : `from its ${q.inferred_from.length} nearest catalog items`;
+  const confidence = q.category_confidence !== null && q.category_confidence !== undefined
+    ? `, confidence ${Math.round(q.category_confidence * 100)}%` : "";
   $("#query-info").textContent = q.category_inferred
-    ? `Your photo looks like ${q.categories[0]} (inferred from its ${q.inferred_from.length} nearest catalog items).`
+    ? `Your photo looks like ${q.categories[0]} (inferred ${how}${confidence}).`
     : `Query: ${q.categories.join(", ")}.`;
   const box = $("#results");
   box.replaceChildren();
@@ -146,7 +168,7 @@ function renderResults(resp) {
     const grid = document.createElement("div");
     grid.className = "grid";
     for (const item of group.items) {
-      grid.appendChild(card(item, { score: item.score, action: () => addItem(item) }));
+      grid.appendChild(card(item, { score: item.score, pair: item.compatibility, action: () => addItem(item) }));
     }
     section.appendChild(grid);
     box.appendChild(section);
@@ -231,13 +253,91 @@ async function complementary(body, form = null) {
   if (form) {
     form.delete("filters");
     if (filters) form.append("filters", JSON.stringify(filters));
+    form.set("diversity", String(diversity()));
     options = { method: "POST", body: form };
   } else {
-    const json = filters ? { ...body, filters } : body;
+    const json = { ...body, diversity: diversity(), ...(filters ? { filters } : {}) };
     options = { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(json) };
   }
   renderResults(await api("/v1/complementary", options));
   $("#results").dataset.filters = JSON.stringify(filters || {}); // what the shown results were filtered by
+}
+
+function renderLooks(resp, shownDiversity) {
+  const box = $("#looks");
+  box.replaceChildren();
+  box.dataset.diversity = String(shownDiversity);
+  const seeds = resp.seeds.map((s) => (s.category_source === "catalog" || s.category_source === "given"
+    ? s.category : `${s.category} (${Math.round((s.category_confidence || 0) * 100)}%)`));
+  $("#look-info").textContent =
+    `Seeds: ${seeds.join(", ")} · adding ${resp.targets.join(", ")} (${resp.targets_source})` +
+    ` · ${resp.search.evaluated} partial outfits scored` + (resp.calibrated ? "" : " · uncalibrated");
+  resp.outfits.forEach((o) => {
+    const look = document.createElement("div");
+    look.className = "look";
+    look.dataset.rank = String(o.rank);
+    const h = document.createElement("h3");
+    h.className = "look-score";
+    h.textContent = `Outfit ${o.rank} · compatibility ${o.score.toFixed(2)}`;
+    look.appendChild(h);
+    const meter = document.createElement("div");
+    meter.className = "meter";
+    const bar = document.createElement("div");
+    bar.className = "bar";
+    bar.style.width = `${Math.round(o.score * 100)}%`;
+    meter.appendChild(bar);
+    look.appendChild(meter);
+    const grid = document.createElement("div");
+    grid.className = "grid";
+    let upload = 0;
+    for (const e of o.items) {
+      const member = e.kind === "upload" ? outfit.filter((m) => m.kind === "upload")[upload++] : null;
+      const item = e.item || { id: e.ref, title: "your photo", category: e.category };
+      const note = e.contribution === null ? null
+        : `${e.contribution >= 0 ? "+" : ""}${e.contribution.toFixed(3)} to the outfit`;
+      const c = card(item, {
+        pair: e.role === "added" ? e.compatibility : null, note, imageUrl: member ? member.url : null,
+        action: e.role === "added" ? () => addItem(e.item) : null,
+      });
+      c.dataset.ref = e.ref;
+      if (e.role === "seed") c.classList.add("seed");
+      grid.appendChild(c);
+    }
+    look.appendChild(grid);
+    box.appendChild(look);
+  });
+}
+
+// After the filters or the diversity switch change: ask again for what is shown.
+function rerun() {
+  if (lastQuery) lastQuery(); else currentFilters();
+  if ($("#looks").children.length) completeLook();
+}
+
+async function completeLook() {
+  if (!outfit.length) { showError("add an item or a photo to the outfit first"); return; }
+  const ids = outfit.filter((m) => m.kind === "item").map((m) => m.id);
+  const uploads = outfit.filter((m) => m.kind === "upload");
+  const n = Number($("#complete-n").value);
+  const d = diversity();
+  let filters;
+  try { filters = currentFilters(); } catch (e) { showError(e.message); return; }
+  let resp;
+  if (!uploads.length) {
+    resp = await api("/v1/outfits/complete", {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ item_ids: ids, n_outfits: n, diversity: d, ...(filters ? { filters } : {}) }),
+    });
+  } else {
+    const form = new FormData();
+    ids.forEach((id) => form.append("item_ids", id));
+    uploads.forEach((m) => form.append("images", m.file));
+    form.append("n_outfits", String(n));
+    form.append("diversity", String(d));
+    if (filters) form.append("filters", JSON.stringify(filters));
+    resp = await api("/v1/outfits/complete", { method: "POST", body: form });
+  }
+  renderLooks(resp, d);
 }
 
 function photoForm() {
@@ -260,11 +360,11 @@ async function init() {
   buildFilters(await api("/v1/filters"));
   $("#filters").addEventListener("submit", (ev) => {
     ev.preventDefault();
-    if (lastQuery) lastQuery(); else currentFilters();
+    rerun();
   });
   $("#filter-clear").addEventListener("click", () => {
     $("#filters").reset();
-    if (lastQuery) lastQuery(); else currentFilters();
+    rerun();
   });
   const cats = (await api("/v1/categories")).categories;
   for (const sel of [$("#photo-category"), $("#browse-category")]) {
@@ -317,6 +417,8 @@ async function init() {
     }
   });
   $("#clear-btn").addEventListener("click", () => { outfit.length = 0; renderOutfit(); rescore(); });
+  $("#complete-btn").addEventListener("click", completeLook);
+  $("#diversity-switch").addEventListener("change", rerun);
 }
 
 init();

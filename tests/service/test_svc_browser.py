@@ -166,3 +166,62 @@ def test_filter_controls_restrict_the_results(browser: Any, shop_server: Any, sh
     browser.find_element(By.ID, "filter-clear").click()
     wait.until(lambda d: d.find_element(By.ID, "results").get_attribute("data-filters") == "{}")
     assert shown() == unfiltered and browser.find_element(By.ID, "filter-summary").text == ""
+
+
+def test_complete_the_look_with_diversity_switch(browser: Any, default_server: Any, tmp_path: Path) -> None:
+    """Issue 14: whole outfits side by side with their scores; the diversity switch re-asks with variety."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    wait = WebDriverWait(browser, 30)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(image_corpus.jpeg_bytes((110, 150)))
+    browser.get(default_server.url + "/")
+    wait.until(lambda d: "items" in d.find_element(By.ID, "status").text)
+    Select(browser.find_element(By.ID, "browse-category")).select_by_value("tops")
+    browser.find_element(By.ID, "browse-btn").click()
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#browse-grid .card")))
+    browser.find_element(By.CSS_SELECTOR, "#browse-grid .card .add-btn").click()
+    seed = browser.find_element(By.CSS_SELECTOR, "#browse-grid .card").get_attribute("data-id")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#outfit .card")) == 1)
+
+    def looks() -> list[list[str]]:
+        return [[c.get_attribute("data-ref") for c in look.find_elements(By.CSS_SELECTOR, ".card")]
+                for look in browser.find_elements(By.CSS_SELECTOR, "#looks .look")]
+
+    browser.find_element(By.ID, "complete-btn").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#looks .look")) == 3)
+    plain = looks()
+    assert all(refs[0] == seed and len(refs) >= 2 for refs in plain)
+    assert len({tuple(r) for r in plain}) == 3  # the outfits differ
+    scores = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "#looks .look-score")]
+    assert all("compatibility" in s for s in scores)
+    values = [float(s.rsplit(" ", 1)[1]) for s in scores]
+    assert values == sorted(values, reverse=True)
+    assert browser.find_elements(By.CSS_SELECTOR, "#looks .card .pair")  # readable pair scores
+    assert "partial outfits scored" in browser.find_element(By.ID, "look-info").text
+
+    browser.find_element(By.ID, "diversity-switch").click()  # re-asks at once with diversity 0.5
+    wait.until(lambda d: d.find_element(By.ID, "looks").get_attribute("data-diversity") == "0.5")
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#looks .look")) == 3)
+    varied = looks()
+    assert all(refs[0] == seed for refs in varied) and len({tuple(r) for r in varied}) == 3
+
+    # a photo in the outfit: sent as a seed, its category inferred and shown with a confidence
+    browser.find_element(By.ID, "photo-input").send_keys(str(photo))
+    browser.find_element(By.ID, "photo-add-btn").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#outfit .card")) == 2)
+    Select(browser.find_element(By.ID, "complete-n")).select_by_visible_text("2")
+    browser.find_element(By.ID, "complete-btn").click()
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#looks .look")) == 2
+               and "%)" in d.find_element(By.ID, "look-info").text)
+    assert all("upload:0" in refs for refs in looks())
+    wait.until(lambda d: all(
+        d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+        for img in d.find_elements(By.CSS_SELECTOR, "#looks img")[:8]
+    ))
+    browser.execute_script("document.getElementById('look-panel').scrollIntoView()")
+    browser.save_screenshot(str(SHOTS / "4-complete-the-look.png"))
+    assert (SHOTS / "4-complete-the-look.png").stat().st_size > 10_000

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from embedder.calibration import UNCALIBRATED
 from index import CatalogIndex, open_index
 from index.synthetic import synthetic_records, synthetic_vectors
 from index.update import remove_from_index
@@ -23,7 +24,7 @@ from index.writer import IndexPolicy, build_content, write_version
 from service.api.routes.complementary import by_items
 from service.recommend import complementary, record_out
 from service.schemas import CategoryGroup, ComplementaryOptions, ComplementaryRequest, ScoredItem
-from service.scoring import outfit_query_vector
+from service.scoring import outfit_query_vector, score_outfit
 
 GOLDEN = Path(__file__).parent / "data" / "complementary_golden.json"
 CATS = ("tops", "bottoms", "shoes", "bags", "hats")
@@ -38,7 +39,7 @@ def _publish(root: Path, policy: IndexPolicy, n: int = 1500) -> CatalogIndex:
 
 
 def _engine(idx: CatalogIndex) -> Any:
-    return SimpleNamespace(index=idx, model_version="m", index_version="v")
+    return SimpleNamespace(index=idx, model_version="m", index_version="v", calibration=UNCALIBRATED)
 
 
 def _same_groups(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
@@ -47,9 +48,10 @@ def _same_groups(got: list[dict[str, Any]], want: list[dict[str, Any]]) -> None:
         assert [i["id"] for i in g["items"]] == [i["id"] for i in w["items"]]
         for a, b in zip(g["items"], w["items"], strict=True):
             assert a["score"] == pytest.approx(b["score"], abs=1e-6)
-            # `attributes` came later (issue 13); these synthetic records have none, the golden file predates it.
+            # `attributes` (issue 13) and `compatibility` (issue 14) came after the recording; the synthetic
+            # records have no attributes, tests/service/test_svc_diversity.py checks `compatibility`.
             assert a.get("attributes", {}) == b.get("attributes", {}) == {}
-            assert ({k: v for k, v in a.items() if k not in ("score", "attributes")}
+            assert ({k: v for k, v in a.items() if k not in ("score", "attributes", "compatibility")}
                     == {k: v for k, v in b.items() if k not in ("score", "attributes")})
 
 
@@ -59,10 +61,10 @@ def test_answers_equal_the_recorded_ones(tmp_path: Path) -> None:
     vectors = rng.standard_normal((4, 16)).astype(np.float32)
     for case in json.loads(GOLDEN.read_text()):
         if "request" in case:
-            groups = by_items(engine, ComplementaryRequest(**case["request"])).groups
+            groups = by_items(engine, ComplementaryRequest(**case["request"], diversity=0)).groups
         else:
             groups = complementary(engine, vectors[case["vector_index"]], query_categories=[case["query_category"]],
-                                   query_ids=[], options=ComplementaryOptions(**case["options"]))
+                                   query_ids=[], options=ComplementaryOptions(**case["options"], diversity=0))
         _same_groups([g.model_dump() for g in groups], case["groups"])
 
 
@@ -79,8 +81,12 @@ def _reference(idx: CatalogIndex, query: np.ndarray, query_cats: list[str], quer
     top = scored[: opts.k]
     records = idx.get_items([i for _, i, _ in top])
     groups: dict[str, list[ScoredItem]] = {}
+    outfit = idx.vectors(query_ids) if query_ids else query[None]
     for score, item_id, cat in top:
-        groups.setdefault(cat, []).append(record_out(records[item_id], ScoredItem, score=score))
+        p = UNCALIBRATED.probability(score_outfit(np.concatenate([outfit, idx.vectors([item_id])]),
+                                                  UNCALIBRATED).mean_distance)
+        groups.setdefault(cat, []).append(record_out(records[item_id], ScoredItem, score=score,
+                                                     compatibility=round(p, 6)))
     return [CategoryGroup(category=c, items=items) for c, items in groups.items()]
 
 
@@ -96,8 +102,13 @@ def test_answers_equal_one_search_per_category(tmp_path: Path, threshold: int) -
     many = [f"s{i:07d}" for i in range(0, 1500, 7)]  # > 64 exclusions: the ID-selector path
     for n, item_id in enumerate(live[:12]):
         for exclude in ([], live[n + 1 : n + 4], many):
-            req = ComplementaryRequest(item_ids=[item_id], k=15, per_category=6, exclude=exclude)
+            req = ComplementaryRequest(item_ids=[item_id], k=15, per_category=6, exclude=exclude, diversity=0)
             vecs = idx.vectors([item_id])
             cats = [idx.get_items([item_id])[item_id].category]
             want = _reference(idx, outfit_query_vector(vecs), cats, [item_id], req)
-            assert by_items(engine, req).groups == want
+            got = by_items(engine, req).groups
+            assert [[i.model_copy(update={"compatibility": 0.0}) for i in g.items] for g in got] == [
+                [i.model_copy(update={"compatibility": 0.0}) for i in g.items] for g in want]
+            assert [i.compatibility for g in got for i in g.items] == pytest.approx(
+                [i.compatibility for g in want for i in g.items], abs=2e-6)
+            assert [g.category for g in got] == [g.category for g in want]

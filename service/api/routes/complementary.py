@@ -10,26 +10,24 @@ from service.api.deps import CacheDep, EngineDep, StateDep
 from service.api.parsing import (
     binary_field,
     form_files,
-    form_json,
-    form_list,
+    form_options,
     media_type,
     parse_json,
     read_form,
     request_body,
     unknown_fields,
     unsupported,
-    validate,
 )
 from service.engine import Engine
 from service.errors import InvalidInputError
-from service.recommend import check_categories, complementary, infer_category, item_filter, resolve_items
+from service.recommend import check_categories, complementary, item_filter, resolve_items, upload_category
 from service.schemas import ComplementaryOptions, ComplementaryRequest, ComplementaryResponse, QueryInfo
 from service.scoring import outfit_query_vector
 from service.uploads import embed_uploads, read_upload
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
 
-_OPTION_FIELDS = {"k", "per_category", "categories", "exclude", "filters"}
+_OPTION_FIELDS = {"k", "per_category", "categories", "exclude", "filters", "diversity"}
 MULTIPART_SCHEMA = {
     "type": "object",
     "required": ["image"],
@@ -44,6 +42,7 @@ MULTIPART_SCHEMA = {
         "exclude": {"type": "array", "items": {"type": "string"}},
         "filters": {"type": "string", "contentMediaType": "application/json",
                     "description": 'business filters as a JSON object, e.g. {"price_max": 80, "in_stock": true}'},
+        "diversity": {"type": "number", "minimum": 0, "maximum": 1},
     },
 }
 
@@ -53,7 +52,8 @@ def by_items(engine: Engine, req: ComplementaryRequest) -> ComplementaryResponse
     ids = list(dict.fromkeys(req.item_ids))
     vectors, categories = resolve_items(engine, ids)
     cats = list(dict.fromkeys(categories))
-    groups = complementary(engine, outfit_query_vector(vectors), query_categories=cats, query_ids=ids, options=req)
+    groups = complementary(engine, outfit_query_vector(vectors), query_categories=cats, query_ids=ids, options=req,
+                           members=vectors)
     return ComplementaryResponse(
         query=QueryInfo(kind="items", item_ids=ids, categories=cats, category_inferred=False),
         groups=groups, model_version=engine.model_version, index_version=engine.index_version,
@@ -63,13 +63,17 @@ def by_items(engine: Engine, req: ComplementaryRequest) -> ComplementaryResponse
 def by_image(
     engine: Engine, query: np.ndarray, category: str | None, opts: ComplementaryOptions, cached: bool
 ) -> ComplementaryResponse:
-    inferred_from: list[str] = []
-    if not category:
-        category, inferred_from = infer_category(engine, query)
+    inferred = None if category else upload_category(engine, query)
+    if inferred is not None:
+        category = inferred.category
+    assert category is not None
     groups = complementary(engine, query, query_categories=[category], query_ids=[], options=opts)
     return ComplementaryResponse(
-        query=QueryInfo(kind="image", item_ids=[], categories=[category], category_inferred=bool(inferred_from),
-                        inferred_from=inferred_from, embedding_cached=cached),
+        query=QueryInfo(kind="image", item_ids=[], categories=[category], category_inferred=inferred is not None,
+                        inferred_from=inferred.neighbours if inferred else [],
+                        category_source=inferred.source if inferred else "given",
+                        category_confidence=round(inferred.confidence, 6) if inferred else None,
+                        embedding_cached=cached),
         groups=groups, model_version=engine.model_version, index_version=engine.index_version,
     )
 
@@ -97,16 +101,8 @@ async def post_complementary(request: Request, state: StateDep, engine: EngineDe
         files = form_files(form, "image")
         if len(files) != 1:
             raise InvalidInputError("send exactly one file in the 'image' field", field="image")
-        raw_opts: dict[str, object] = {}
-        for name in ("k", "per_category"):
-            if (v := form.get(name)) is not None:
-                raw_opts[name] = v
-        for name in ("categories", "exclude"):
-            if (lst := form_list(form, name)) is not None:
-                raw_opts[name] = lst
-        if (text := form.get("filters")) is not None:
-            raw_opts["filters"] = form_json(text, "filters")
-        opts = validate(ComplementaryOptions, raw_opts)
+        opts = form_options(form, ComplementaryOptions, scalars=("k", "per_category", "diversity"),
+                            lists=("categories", "exclude"), json_fields=("filters",))
         category = form.get("category")
         if category is not None and not isinstance(category, str):
             raise InvalidInputError("'category' must be a text field", field="category")

@@ -1,0 +1,38 @@
+"""`outfit-compat category-head` on the synthetic catalog: head written beside the weights, honest figures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from embedder.category_head import load_category_head
+from embedder.checkpoint import read_model_card
+from outfit_compat.cli import main
+from training.category_head import accuracy, neighbour_vote
+
+
+def test_neighbour_vote_and_accuracy_by_hand() -> None:
+    train = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0]])
+    assert neighbour_vote(train, ["a", "a", "b"], np.array([[1.0, 0.0], [0.0, 1.0]]), k=1) == ["a", "b"]
+    # k=3: two 'a' votes outweigh one closer 'b'
+    assert neighbour_vote(train, ["a", "a", "b"], np.array([[0.2, 1.0]]), k=3) == ["a"]
+    got = accuracy(["a", "b", "b"], ["a", "a", "b"])
+    assert got["accuracy"] == round(2 / 3, 4) and got["per_category"] == {"a": 0.5, "b": 1.0} and got["n"] == 3
+
+
+def test_command_writes_head_and_report(tmp_path: Path, synth_root: Path, random_checkpoint: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(random_checkpoint, ckpt)
+    report = tmp_path / "report.json"
+    assert main(["category-head", str(ckpt), "--data", str(synth_root), "--report", str(report)]) == 0
+    figures = json.loads(report.read_text())
+    head = load_category_head(ckpt, model_version=read_model_card(ckpt).model_version)
+    assert head is not None and set(head.classes) == set(figures["categories"])
+    assert figures["items"] == sum(figures["categories"].values()) == 300
+    assert 0 < figures["test_items"] < 300 and figures["held_out_head"]["n"] == figures["test_items"]
+    assert head.metrics["held_out_accuracy"] == figures["held_out_head"]["accuracy"]
+    for key in ("held_out_head", "held_out_neighbour_vote", "majority_class", "shipped_head_on_test_items"):
+        assert 0.0 <= figures[key]["accuracy"] <= 1.0
