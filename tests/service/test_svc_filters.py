@@ -154,3 +154,22 @@ def test_fill_in_the_blank_leaves_out_candidates_the_filters_reject(shop_client:
     missing = shop_client.post("/v1/fill-in-the-blank", json={"outfit": ["P-0000"], "candidates": ["nope"],
                                                               "filters": flt})
     assert missing.status_code == 404
+
+
+def test_complete_the_look_adds_only_allowed_items(shop_client: Any, shop: ShopFiles) -> None:
+    """Issue 14: outfit generation takes the same filters; they restrict the added items, not the seeds."""
+    rows = {row["item_id"]: row for row in shop.rows}
+    flt = {"price_max": 150.0, "in_stock": True}
+    seed = next(i for i, row in rows.items() if not passes(row, flt))  # a seed the filters would reject
+    targets = sorted({row["category"] for row in shop.rows} - {rows[seed]["category"]})[:2]
+    body = {"item_ids": [seed], "categories": targets, "n_outfits": 3, "filters": flt}
+    r = shop_client.post("/v1/outfits/complete", json=body)
+    assert r.status_code == 200, r.text
+    outfits = r.json()["outfits"]
+    assert outfits and all(o["items"][0]["ref"] == seed for o in outfits)
+    added = [e["ref"] for o in outfits for e in o["items"] if e["role"] == "added"]
+    assert added and all(passes(rows[i], flt) for i in added)
+    unfiltered = shop_client.post("/v1/outfits/complete", json={**body, "filters": None}).json()["outfits"]
+    assert outfits[0]["score"] <= unfiltered[0]["score"] + 1e-9  # a restricted search cannot score higher
+    bad = shop_client.post("/v1/outfits/complete", json={**body, "filters": {"no_such": 1}})
+    assert bad.status_code == 422 and "no_such" in bad.text
