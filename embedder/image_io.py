@@ -12,6 +12,12 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 # 40 MP covers any real product photo; above that we refuse before decoding (decompression bombs).
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024
+# A product photo is never a 16000x250 strip: such shapes only cost memory and give a useless model input.
+DEFAULT_MAX_SIDE = 12_000
+DEFAULT_MAX_ASPECT = 20.0
+# JPEGs larger than this are decoded at a reduced DCT scale (draft) that keeps the longer side at least this
+# long: far above any model input, and a 40 MP photo then costs ~8 MB decoded instead of 120 MB.
+DRAFT_MIN_SIDE = 1024
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 
 
@@ -27,6 +33,8 @@ class ImageDecodeError(ValueError):
 class ImageLimits:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_side: int = DEFAULT_MAX_SIDE
+    max_aspect: float = DEFAULT_MAX_ASPECT
 
 
 def _flatten_alpha(img: Image.Image) -> Image.Image:
@@ -75,19 +83,54 @@ def decode_image(data: bytes, limits: ImageLimits | None = None) -> Image.Image:
             "too_many_pixels",
             f"image declares {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}",
         )
+    check_shape(width, height, limits)
     try:
         # Animated images: the first frame shows the product; the rest are ignored.
         img.seek(0)
         # PIL would silently pad a truncated JPEG with grey when LOAD_TRUNCATED_IMAGES is set globally.
         if ImageFile.LOAD_TRUNCATED_IMAGES:
             raise ImageDecodeError("config", "PIL LOAD_TRUNCATED_IMAGES is enabled; refusing to decode")
+        if img.format in ("JPEG", "MPO") and max(width, height) >= 2 * DRAFT_MIN_SIDE:
+            scale = DRAFT_MIN_SIDE / max(width, height)
+            img.draft(img.mode, (max(1, int(width * scale)), max(1, int(height * scale))))
         img.load()
-        upright: Image.Image = ImageOps.exif_transpose(img) or img
-        return to_rgb(upright)
+        ImageOps.exif_transpose(img, in_place=True)  # in place: no full-size copy when nothing turns
+        return to_rgb(img)
     except ImageDecodeError:
         raise
     except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as e:
         raise ImageDecodeError("corrupt", f"image data is truncated or corrupt: {e}") from e
+
+
+def check_shape(width: int, height: int, limits: ImageLimits) -> None:
+    """Refuse extreme sides and strips before decoding (422 `bad_dimensions`)."""
+    longest, shortest = max(width, height), min(width, height)
+    if longest > limits.max_side or longest > limits.max_aspect * shortest:
+        raise ImageDecodeError(
+            "bad_dimensions",
+            f"image is {width}x{height}; the longer side may be at most {limits.max_side} px and at most "
+            f"{limits.max_aspect:g} times the shorter one; crop or resize it",
+        )
+
+
+def decoded_pixels(data: bytes) -> int:
+    """Pixels `decode_image` will hold for these bytes, from the header alone (JPEG draft scale included).
+
+    0 when the header cannot be read (decoding then fails at once, at no cost). Lets a server tell cheap
+    decodes from expensive ones before paying for any.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as img:
+                (width, height), fmt = img.size, img.format
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError, EOFError):
+        return 0
+    scale = 1
+    if fmt in ("JPEG", "MPO") and max(width, height) >= 2 * DRAFT_MIN_SIDE:
+        while scale < 8 and max(width, height) / (2 * scale) >= DRAFT_MIN_SIDE:
+            scale *= 2
+    return (width // scale) * (height // scale)
 
 
 def load_image_file(path: Path | str, limits: ImageLimits | None = None) -> Image.Image:

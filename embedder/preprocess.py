@@ -11,24 +11,35 @@ from PIL import Image
 from embedder.config import PreprocessConfig
 
 
-def pad_to_square(img: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
-    """Pad (never crop) to a square so tall product shots keep their whole silhouette."""
+def pad_to_square(img: Image.Image, fill: tuple[int, int, int], side: int | None = None) -> Image.Image:
+    """Pad (never crop) to a `side` square (default max(w, h)) so tall product shots keep their silhouette."""
     w, h = img.size
-    if w == h:
+    side = side or max(w, h)
+    if w == h == side:
         return img
-    side = max(w, h)
     canvas = Image.new("RGB", (side, side), fill)
     canvas.paste(img, ((side - w) // 2, (side - h) // 2))
     return canvas
 
 
+def fit_size(width: int, height: int, side: int) -> tuple[int, int]:
+    """(w, h) scaled so the longer side is `side`, aspect kept, at least one pixel each way."""
+    scale = side / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def resize_square(img: Image.Image, cfg: PreprocessConfig) -> Image.Image:
-    """RGB image -> padded, resized `image_size` square (the geometry step, before normalisation)."""
-    img = pad_to_square(img.convert("RGB"), cfg.pad_fill)
+    """RGB image -> resized, then padded `image_size` square (the geometry step, before normalisation).
+
+    Resize first, pad second: padding first would allocate a max(w, h)² canvas, ~1 GB for a 16000x250 strip.
+    """
+    if img.mode != "RGB":
+        img = img.convert("RGB")
     size = cfg.image_size
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return img
+    target = fit_size(img.width, img.height, size)
+    if img.size != target:
+        img = img.resize(target, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return pad_to_square(img, cfg.pad_fill, size)
 
 
 def normalize_array(arr: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:

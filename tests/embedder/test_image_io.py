@@ -3,6 +3,7 @@ from __future__ import annotations
 import image_corpus
 import numpy as np
 import pytest
+from PIL import Image
 
 from embedder.image_io import ImageDecodeError, ImageLimits, decode_image, load_image_file
 
@@ -74,3 +75,24 @@ def test_load_image_file_names_the_file(tmp_path) -> None:  # type: ignore[no-un
     with pytest.raises(ImageDecodeError) as err:
         load_image_file(tmp_path / "missing.jpg")
     assert err.value.code == "unreadable"
+
+
+@pytest.mark.parametrize("size", [(16000, 250), (250, 16000), (13000, 1000)])
+def test_strips_and_huge_sides_are_refused_before_decoding(size: tuple[int, int]) -> None:
+    data = image_corpus._save(Image.new("RGB", size, (9, 9, 9)), "PNG")
+    with pytest.raises(ImageDecodeError) as err:
+        decode_image(data)
+    assert err.value.code == "bad_dimensions" and f"{size[0]}x{size[1]}" in str(err.value)
+
+
+def test_large_jpeg_is_decoded_at_a_reduced_scale_and_its_cost_is_known_from_the_header() -> None:
+    from embedder.image_io import DRAFT_MIN_SIDE, decoded_pixels
+
+    data = image_corpus._save(image_corpus.product_photo((6000, 4000)), "JPEG", quality=80)
+    img = decode_image(data)
+    assert DRAFT_MIN_SIDE <= max(img.size) < 2 * DRAFT_MIN_SIDE
+    assert img.size[0] * 2 == img.size[1] * 3  # aspect kept
+    assert decoded_pixels(data) == img.size[0] * img.size[1]
+    small = image_corpus.jpeg_bytes((60, 80))
+    assert decoded_pixels(small) == 60 * 80 and decode_image(small).size == (60, 80)  # small ones: full size
+    assert decoded_pixels(b"not an image") == 0

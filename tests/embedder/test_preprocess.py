@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from embedder import PreprocessConfig, preprocess_batch, preprocess_image
 from embedder.colorhist import color_histogram, color_histogram_features
@@ -59,3 +63,44 @@ def test_colour_histogram_ignores_off_white_shadowed_backdrop() -> None:
     # Shadowed backdrop pixels must not enter the histogram: it is that of the product alone.
     assert h[0] @ h[3] > 0.95 and h[1] @ h[3] > 0.95
     assert h[2].sum() > 0  # nothing but backdrop still yields a histogram
+
+
+def _pad_then_resize(img: Image.Image, cfg: PreprocessConfig) -> np.ndarray:
+    """The pre-issue-12 geometry (pad to max(w, h)², then shrink): the reference the new order must match."""
+    side = max(img.size)
+    canvas = Image.new("RGB", (side, side), cfg.pad_fill)
+    canvas.paste(img, ((side - img.width) // 2, (side - img.height) // 2))
+    return np.asarray(canvas.resize((cfg.image_size,) * 2, Image.Resampling.BILINEAR, reducing_gap=3.0))
+
+
+def test_resize_then_pad_matches_the_pad_then_resize_geometry() -> None:
+    from embedder.preprocess import resize_square
+
+    cfg = PreprocessConfig(image_size=64)
+    rng = np.random.default_rng(0)
+    for w, h in ((239, 334), (500, 120), (64, 30), (31, 64)):
+        img = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).filter(ImageFilter.GaussianBlur(3))
+        new = np.asarray(resize_square(img, cfg)).astype(np.int16)
+        assert new.shape == (64, 64, 3)
+        # Same placement and scale; only the one-pixel seam against the padding may blend differently.
+        assert np.abs(new - _pad_then_resize(img, cfg)).mean() < 3.0, (w, h)
+
+
+def test_resize_square_never_allocates_the_padded_canvas() -> None:
+    """A 10000x500 strip used to be padded to 10000² (300 MB) before shrinking; peak RSS must stay flat."""
+    code = (
+        "import resource, sys\n"
+        "from PIL import Image\n"
+        "from embedder.config import PreprocessConfig\n"
+        "from embedder.preprocess import resize_square\n"
+        "img = Image.new('RGB', (10000, 500), (10, 20, 30))\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "out = resize_square(img, PreprocessConfig(image_size=224))\n"
+        "assert out.size == (224, 224)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, res.stderr
+    rise_kb = int(res.stdout.strip())
+    assert rise_kb < 50 * 1024, f"peak RSS rose by {rise_kb / 1024:.0f} MB"
