@@ -45,14 +45,17 @@ class Embedded:
     stats: EmbedStats
 
 
-def identity_of(backend: EmbeddingBackend, checkpoint: Path, source: CatalogSource) -> dict[str, Any]:
+def identity_of(
+    backend: EmbeddingBackend, checkpoint: Path, source: CatalogSource, *, outfits: Path | None = None
+) -> dict[str, Any]:
     """Manifest fields tying the index to the exact model, backend and catalog it was built from, and the
-    catalog's category co-occurrence in its training outfits (when it has outfits)."""
+    category co-occurrence of the training outfits: those of `outfits` (a Polyvore-layout dataset, e.g.
+    `data import`'s output for a CSV catalog), else the catalog's own when it is one."""
     import torch
 
     card = backend.card
-    cooc = (dataset_cooccurrence(source.path, {it.item_id: it.category for it in source.items})
-            if source.kind == "polyvore" else None)
+    root = outfits if outfits is not None else source.path if source.kind == "polyvore" else None
+    cooc = dataset_cooccurrence(root, {it.item_id: it.category for it in source.items}) if root else None
     return {
         **({MANIFEST_KEY: cooc} if cooc else {}),
         "model_version": card.model_version,
@@ -111,6 +114,7 @@ def build_catalog_index(
     keep: int = 3,
     dist: DistContext | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    outfits: Path | None = None,
 ) -> BuildResult:
     """Build and publish a new index version of `catalog` under `out` (see docs/INDEX.md)."""
     t0 = time.perf_counter()
@@ -133,7 +137,7 @@ def build_catalog_index(
     version_dir = write_version(
         out,
         content,
-        identity=identity_of(model, checkpoint, source),
+        identity=identity_of(model, checkpoint, source, outfits=outfits),
         policy=policy,
         operation="build",
         build_seconds=time.perf_counter() - t0,

@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     b.add_argument("--exact-threshold", type=int, default=None, help="largest catalog searched exactly (Flat)")
     b.add_argument("--ef-search", type=int, default=None, help="HNSW efSearch recorded for the service")
     b.add_argument("--nprobe", type=int, default=None, help="IVF nprobe recorded for the service")
+    b.add_argument("--outfits", type=Path, default=None,
+                   help="Polyvore-layout dataset whose training outfits give the category co-occurrence "
+                        "(default: the catalog's own, when it is such a dataset)")
     b.set_defaults(func=_guard(cmd_build))
 
     a = isub.add_parser("add", help="embed new or changed items and publish them as a new version")
@@ -122,6 +125,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             job=_job(args),
             keep=args.keep,
             dist=dist,
+            outfits=args.outfits,
         )
     finally:
         if dist is not None:

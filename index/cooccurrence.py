@@ -37,7 +37,7 @@ def count_cooccurrence(outfits: Iterable[Sequence[str]]) -> dict[str, Any]:
 
 
 def dataset_cooccurrence(root: Path, categories: dict[str, str]) -> dict[str, Any] | None:
-    """Counts over `{kind}/train.json` of a Polyvore-layout catalog (nondisjoint first); None without one.
+    """Counts over `{kind}/train.json` of a Polyvore-layout dataset (nondisjoint first); None without one.
 
     `categories` maps item id -> category; outfit items missing from it are skipped.
     """
