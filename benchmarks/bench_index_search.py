@@ -28,6 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from embedder.files import write_atomic  # noqa: E402
 from index import open_index  # noqa: E402
 from index.faiss_ops import DEFAULT_APPROX_FACTORY, build_index, memory_bytes, search_params  # noqa: E402
 from index.synthetic import synthetic_records, synthetic_vectors  # noqa: E402
@@ -133,10 +134,7 @@ def bench_pipeline(vectors: np.ndarray, queries: np.ndarray, singles: int, threa
 
 
 def write_results(results: dict[str, Any]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    os.replace(tmp, RESULTS)
+    write_atomic(RESULTS, json.dumps(results, indent=2))
 
 
 def main(argv: list[str] | None = None) -> int:

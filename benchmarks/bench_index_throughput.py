@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from embedder import EmbedderConfig, build_embedder, save_checkpoint  # noqa: E402
 from embedder.backend import EmbeddingBackend, load_backend  # noqa: E402
+from embedder.files import write_atomic  # noqa: E402
 from embedder.image_io import load_image_file  # noqa: E402
 from embedder.preprocess import normalize_array, resize_square  # noqa: E402
 from index.embed_job import EmbedJobConfig, embed_catalog  # noqa: E402
@@ -128,10 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, path in catalogs:
             items = [it for it in load_source(path).items if it.image is not None and it.image.is_file()]
             results["catalogs"].append(bench_catalog(name, items[: args.items], backend, args, work))
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = RESULTS.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    os.replace(tmp_out, RESULTS)
+    write_atomic(RESULTS, json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
     return 0
 

@@ -41,6 +41,7 @@ from embedder import (  # noqa: E402
     save_checkpoint,
 )
 from embedder.backend import embed_one, load_backend  # noqa: E402
+from embedder.files import write_atomic  # noqa: E402
 from embedder.onnx_export import NormalizedEmbedder, export_onnx  # noqa: E402
 from embedder.quantize import QuantizeConfig, quantize_int8  # noqa: E402
 
@@ -233,10 +234,7 @@ def synthetic_dataset(work: Path) -> Path:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -273,13 +272,6 @@ def goals(results: list[dict[str, Any]], standalone: dict[str, Any], backend: st
     return out
 
 
-def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        json.dump(data, f, indent=2)
-    os.replace(f.name, path)
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--items", type=int, default=100_000)
@@ -369,7 +361,9 @@ def main(argv: list[str] | None = None) -> int:
         "memory": {"rss_mb_after_warmup": rss_warm, "rss_mb_at_end": rss_end, "soak": soaked},
         "profiles": profiles,
     }
-    write_atomic(args.out, summary)
+    from embedder.files import write_atomic
+
+    write_atomic(args.out, json.dumps(summary, indent=2))
     print(json.dumps({k: summary[k] for k in ("ratio_to_healthz", "goals", "index")}, indent=2))
     return 0
 

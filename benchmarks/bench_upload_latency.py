@@ -246,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from catalog.synth import generate_synthetic
+    from embedder.files import write_atomic
     from embedder.onnx_export import export_onnx
     from embedder.quantize import QuantizeConfig, quantize_int8
     from index.demo_step import random_init_checkpoint
@@ -319,10 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_name(f".{args.out.name}.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp_out, args.out)
+    write_atomic(args.out, json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -2,7 +2,7 @@
 
 Splits are given as `SplitData` (item ids); the writer turns item ids back into `{set_id}_{index}` tokens
 that resolve through the split's own outfits, so reading the result gives back the same `SplitData`.
-Every file is written to a temporary name and `os.replace`d, so a crash never leaves a half-written file.
+Every file is written with `embedder.files.write_atomic`, so a crash never leaves a half-written file.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import pickle
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,20 +19,9 @@ from typing import Any
 from catalog.errors import DatasetError
 from catalog.polyvore import CATEGORIES_FILE, IMAGE_DIR, METADATA_FILE, SPLIT_KINDS, SPLITS
 from catalog.types import CompatibilityExample, FITBQuestion, Item, Outfit, SplitData
+from embedder.files import write_atomic
 
 TYPESPACES_FILE = "typespaces.p"
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -155,9 +142,9 @@ def _write_split(base: Path, name: str, data: SplitData, category_of: Mapping[st
         if c.label not in (0, 1):
             raise DatasetError(base / f"compatibility_{name}.txt", f"line {n}: label {c.label} is not 0 or 1")
         lines.append(" ".join([str(c.label), *tokens.line(c, n)]) + "\n")
-    _write_atomic(outfits_path, _json_bytes(outfits_json))
-    _write_atomic(base / f"fill_in_blank_{name}.json", _json_bytes(fitb))
-    _write_atomic(base / f"compatibility_{name}.txt", "".join(lines).encode("utf-8"))
+    write_atomic(outfits_path, _json_bytes(outfits_json))
+    write_atomic(base / f"fill_in_blank_{name}.json", _json_bytes(fitb))
+    write_atomic(base / f"compatibility_{name}.txt", "".join(lines).encode("utf-8"))
 
 
 def _copy_image(root: Path, item: Item) -> None:
@@ -215,12 +202,12 @@ def write_polyvore_dataset(
     writer = csv.writer(buf)  # default "\r\n" line ends, as in the published categories.csv
     for cid, (name, semantic) in categories.items():
         writer.writerow([cid, name, semantic])
-    _write_atomic(root / CATEGORIES_FILE, buf.getvalue().encode("utf-8"))
+    write_atomic(root / CATEGORIES_FILE, buf.getvalue().encode("utf-8"))
     extra = item_extra or {}
     metadata = {
         i: item_metadata(it, categories.get(it.category_id, ("", ""))[0], extra.get(i)) for i, it in by_id.items()
     }
-    _write_atomic(root / METADATA_FILE, _json_bytes(metadata))
+    write_atomic(root / METADATA_FILE, _json_bytes(metadata))
 
     category_of = {i: it.category for i, it in by_id.items()}
     for kind, by_split in splits.items():
@@ -229,7 +216,7 @@ def write_polyvore_dataset(
             _write_split(base, name, data, category_of)
         if "train" in by_split:
             spaces = typespaces(by_split["train"].outfits, category_of)
-            _write_atomic(base / TYPESPACES_FILE, pickle.dumps(spaces, protocol=4))
+            write_atomic(base / TYPESPACES_FILE, pickle.dumps(spaces, protocol=4))
     if copy_images:
         for it in by_id.values():
             _copy_image(root, it)

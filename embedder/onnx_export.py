@@ -14,8 +14,6 @@ import contextlib
 import io
 import json
 import logging
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ from torch import nn
 
 from embedder.checkpoint import CheckpointError, ModelCard, read_model_card
 from embedder.config import PreprocessConfig
-from embedder.files import sha256_file
+from embedder.files import sha256_file, write_atomic
 from embedder.model import Embedder
 
 log = logging.getLogger(__name__)
@@ -105,20 +103,6 @@ def variant_path(checkpoint: Path | str, variant: str) -> Path:
 def sidecar_path(onnx_path: Path) -> Path:
     return onnx_path.with_name(onnx_path.name + ".json")
 
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write beside the target, fsync, then rename: readers never see a half-written artifact."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the artifact from a service running as another user
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_variant(checkpoint: Path, info: ExportInfo, onnx_bytes: bytes) -> ExportInfo:

@@ -24,6 +24,7 @@ import numpy as np
 
 from embedder.checkpoint import read_model_card
 from embedder.config import PreprocessConfig
+from embedder.files import write_atomic
 from embedder.int8_parity import (
     PROBE_FILE,
     cpu_kind,
@@ -42,7 +43,6 @@ from embedder.onnx_export import (
     row_cosines,
     utc_now,
     verify_export,
-    write_atomic,
     write_variant,
 )
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from catalog.types import Item
 from embedder.backend import EmbeddingBackend
 from embedder.config import PreprocessConfig
+from embedder.files import atomic_path, write_atomic
 from embedder.image_io import ImageDecodeError, ImageLimits, load_image_file
 from embedder.preprocess import normalize_array, resize_square
 from index.errors import IndexBuildError
@@ -107,19 +107,16 @@ def prepare_work_dir(work_dir: Path, job: dict[str, Any]) -> None:
                 f"{work_dir} holds chunks of a different job ({existing} != {job}); delete it to start over"
             )
         return
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(job, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(job, sort_keys=True))
 
 
 def _write_chunk(path: Path, positions: list[int], vectors: list[np.ndarray], rejects: list[dict[str, str]],
                  dim: int) -> None:
     order = np.argsort(positions, kind="stable")
     vec = np.concatenate(vectors)[order] if vectors else np.zeros((0, dim), np.float32)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, positions=np.asarray(positions, np.int64)[order], vectors=vec.astype(np.float32),
-             rejects=np.asarray(json.dumps(rejects)))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, positions=np.asarray(positions, np.int64)[order], vectors=vec.astype(np.float32),
+                 rejects=np.asarray(json.dumps(rejects)))
 
 
 def read_chunk(path: Path) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]]]:

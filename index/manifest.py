@@ -7,14 +7,13 @@ sha256 and refuses an index whose model or embedding backend does not match the 
 from __future__ import annotations
 
 import json
-import os
 import platform
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from embedder.backend_family import BackendMismatchError, check_backend_compatible
-from embedder.files import sha256_file
+from embedder.files import sha256_file, write_atomic
 from index.errors import IndexArtifactError
 from index.layout import MANIFEST_FILE
 
@@ -56,9 +55,7 @@ def write_manifest(version_dir: Path, manifest: dict[str, Any], files: Iterable[
     missing = [k for k in REQUIRED_KEYS if k not in out]
     if missing:
         raise ValueError(f"manifest lacks {missing}")  # a bug in the writer, not user input
-    tmp = version_dir / f".{MANIFEST_FILE}.tmp"
-    tmp.write_text(json.dumps(out, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, version_dir / MANIFEST_FILE)
+    write_atomic(version_dir / MANIFEST_FILE, json.dumps(out, indent=2, sort_keys=True))
     return out
 
 

@@ -4,8 +4,6 @@ FITB and compatibility AUC with `training.metrics`; write split embeddings as .n
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import torch
 
 from catalog.polyvore import PolyvoreDataset
+from embedder.files import atomic_path
 from embedder.model import Embedder
 from training.data import ImageStore, to_input
 from training.metrics import evaluate_split, random_baseline
@@ -93,15 +92,8 @@ def write_embeddings(path: Path | str, ids: Sequence[str], emb: np.ndarray) -> P
         raise ValueError(f"--out must end in .npz, not {path.name!r}")
     if len(ids) != len(emb):
         raise ValueError(f"{len(ids)} ids but {len(emb)} embedding rows")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         np.savez(tmp, ids=np.array(list(ids), dtype=str), emb=np.asarray(emb, dtype=np.float32))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

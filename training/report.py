@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from embedder.files import write_atomic
 
 RESULTS = Path("benchmarks/results")
 
@@ -241,10 +242,7 @@ def render(results_dir: Path = RESULTS) -> str:
 
 
 def write_report(path: Path = Path("docs/RESULTS.md"), results_dir: Path = RESULTS) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text(render(results_dir), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, render(results_dir))
     return path
 
 
