@@ -153,7 +153,7 @@ def load_engine(
         raise EngineLoadError(f"index dim {idx.dim} != model embed_dim {model.card.config.embed_dim}")
     if head is not None and head.dim != idx.dim:
         raise EngineLoadError(f"category head dim {head.dim} != model embed_dim {idx.dim}; refit the head")
-    cal = calibration_from_card_extra(idx.manifest) or calibration_from_card_extra(model.card.extra)
+    cal = calibration_from_card_extra(model.card.extra)  # fitted by training, stored in the model card
     batcher = MicroBatcher(
         model.embed_batch,
         max_batch=batch_max_size,

@@ -61,7 +61,9 @@ def test_backbone_weights_errors_are_clear(tmp_path) -> None:  # type: ignore[no
 def test_imagenet_weights_fail_clearly_offline(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # An empty hub dir and no network here: the error must say where to put the weights.
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    torch.hub.set_dir(str(tmp_path / "hub"))
+    # torch.hub keeps its directory in a module global (what set_dir sets); monkeypatch restores it afterwards.
+    monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    assert torch.hub.get_dir() == str(tmp_path / "hub")
     try:
         build_embedder(backbone_weights="imagenet")
     except BackboneWeightsError as e:

@@ -22,17 +22,39 @@ def test_header_round_trips_and_repeated_stages_add_up() -> None:
     assert parse_header('cache;desc="Redis", db;dur=53, bad;dur=x, ;dur=1') == {"db": 53.0}
 
 
-def test_stage_outside_a_request_is_a_no_op() -> None:
+def _header_of(app: Any) -> dict[str, float]:
+    """Run one HTTP request through the middleware around `app`; the parsed Server-Timing header."""
+    from service.timing import ServerTimingMiddleware
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(ServerTimingMiddleware(app)({"type": "http"}, None, send))
+    headers = [v for k, v in sent[0]["headers"] if k == b"server-timing"]
+    assert len(headers) == 1
+    return parse_header(headers[0].decode())
+
+
+async def _empty_response(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def test_stage_outside_a_request_runs_the_block_and_records_nothing() -> None:
+    ran: list[str] = []
     with stage("decode"):
-        pass  # nothing to record into, and no error
+        ran.append("decode")
+    assert ran == ["decode"]
+    with pytest.raises(ValueError, match="bad"), stage("decode"):
+        raise ValueError("bad")  # errors pass through unchanged
+    # Nothing was kept anywhere: the next request's header holds only its own `app` stage.
+    assert set(_header_of(_empty_response)) == {"app"}
 
 
 def test_stages_timed_in_worker_threads_reach_the_request() -> None:
     from starlette.concurrency import run_in_threadpool
-
-    from service.timing import ServerTimingMiddleware
-
-    sent: list[dict[str, Any]] = []
 
     def work() -> None:
         with stage("decode"):
@@ -43,13 +65,7 @@ def test_stages_timed_in_worker_threads_reach_the_request() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"server-timing", b"stale")]})
         await send({"type": "http.response.body", "body": b""})
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(ServerTimingMiddleware(app)({"type": "http"}, None, send))
-    headers = [(k, v) for k, v in sent[0]["headers"] if k == b"server-timing"]
-    assert len(headers) == 1
-    assert set(parse_header(headers[0][1].decode())) == {"decode", "app"}
+    assert set(_header_of(app)) == {"decode", "app"}  # one header: the app's stale one was replaced
 
 
 def _jpeg() -> bytes:
