@@ -1,8 +1,7 @@
-"""Outfit scoring on L2-normalised embeddings: pairwise distances, calibrated score, weakest item, FITB.
+"""Outfit scoring on L2-normalised embeddings: calibrated score, weakest item, FITB ranking.
 
-Same formulas as the evaluation protocol (compatibility = mean pairwise Euclidean distance of normalised
-embeddings; FITB = cosine to the normalised outfit mean). Restated here in a few lines of numpy because
-the service never imports `training`; tests check both agree.
+The formulas are the evaluation protocol's, imported from `embedder.compatibility` (which
+`training.metrics` uses too), so what the service answers is what the model was evaluated on.
 """
 
 from __future__ import annotations
@@ -12,23 +11,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from embedder.calibration import Calibration
+from embedder.compatibility import (
+    completion_distances,
+    fitb_scores,
+    mean_pair_distance,
+    outfit_query_vector,
+    pairwise_distances,
+)
 
-
-def pairwise_distances(x: np.ndarray) -> np.ndarray:
-    """(n, d) -> (n, n) Euclidean distances, exactly zero on the diagonal."""
-    x = np.asarray(x, dtype=np.float64)
-    sq = np.sum(x * x, axis=1)
-    d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0))
-    np.fill_diagonal(d, 0.0)
-    return d
-
-
-def mean_pairwise_distance(d: np.ndarray) -> float:
-    """Mean over unordered pairs of a distance matrix (n >= 2)."""
-    n = len(d)
-    if n < 2:
-        raise ValueError("an outfit needs at least 2 items to score")
-    return float(d[np.triu_indices(n, k=1)].mean())
+# Re-exported: the routes and recommenders score through this module.
+__all__ = ["OutfitScore", "completion_distances", "outfit_query_vector", "rank_candidates", "score_outfit"]
 
 
 @dataclass(frozen=True)
@@ -44,13 +36,13 @@ class OutfitScore:
 
 def score_outfit(emb: np.ndarray, calibration: Calibration) -> OutfitScore:
     d = pairwise_distances(emb)
-    mean = mean_pairwise_distance(d)
+    mean = mean_pair_distance(d)
     n = len(d)
     weakest: int | None = None
     without: list[float] | None = None
     if n >= 3:
         keep = [np.delete(np.arange(n), i) for i in range(n)]
-        without = [calibration.probability(mean_pairwise_distance(d[np.ix_(k, k)])) for k in keep]
+        without = [calibration.probability(mean_pair_distance(d[np.ix_(k, k)])) for k in keep]
         weakest = int(np.argmax(without))
     return OutfitScore(
         score=calibration.probability(mean),
@@ -62,36 +54,9 @@ def score_outfit(emb: np.ndarray, calibration: Calibration) -> OutfitScore:
     )
 
 
-def completion_distances(outfit: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-    """(n,) mean pairwise distance of `outfit` plus each candidate: what `score_outfit` sees for the outfit
-    with that one item added (for a one-item outfit, the pair's distance)."""
-    x = np.asarray(outfit, dtype=np.float64)
-    c = np.asarray(candidates, dtype=np.float64)
-    m = len(x)
-    if m < 1:
-        raise ValueError("an outfit needs at least 1 item to be completed")
-    within = float(pairwise_distances(x)[np.triu_indices(m, k=1)].sum()) if m >= 2 else 0.0
-    to_outfit = np.linalg.norm(c[:, None, :] - x[None, :, :], axis=2).sum(axis=1)
-    return np.asarray((within + to_outfit) / (m * (m + 1) / 2), dtype=np.float64)
-
-
-def outfit_query_vector(emb: np.ndarray) -> np.ndarray:
-    """Normalised mean of the outfit's normalised embeddings: the query for complements and FITB."""
-    emb = np.asarray(emb, dtype=np.float32)
-    # One item (the common query): its own row, bit for bit what mean() returns, without mean()'s overhead.
-    mean = emb[0] if len(emb) == 1 else emb.mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    if norm < 1e-12:
-        # Opposite embeddings cancel out; any direction is as good as another, keep it deterministic.
-        return np.asarray(emb[0], dtype=np.float32)
-    return (mean / norm).astype(np.float32)
-
-
 def rank_candidates(outfit: np.ndarray, candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """FITB: (order best-first, cosine to outfit mean, mean distance to the outfit's items)."""
-    q = outfit_query_vector(outfit)
-    cos = candidates.astype(np.float64) @ q.astype(np.float64)
-    dist = np.linalg.norm(candidates[:, None, :].astype(np.float64) - outfit[None, :, :], axis=2).mean(axis=1)
+    cos, dist = fitb_scores(outfit, candidates)
     # Stable sort on -cos: ties keep the caller's candidate order.
     order = np.argsort(-cos, kind="stable")
     return order, cos, dist

@@ -1,6 +1,7 @@
 """Evaluation protocol of the paper: FITB accuracy and compatibility AUC from item embeddings.
 
-All metrics work on L2-normalised embeddings, the space the model is trained and indexed in.
+All metrics work on L2-normalised embeddings, the space the model is trained and indexed in; the formulas
+are `embedder.compatibility`'s, shared with the service.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from catalog.types import CompatibilityExample, FITBQuestion, SplitData
+from embedder.compatibility import fitb_scores, outfit_distance
 
 
 class EmbeddingLookup:
@@ -30,38 +32,18 @@ class EmbeddingLookup:
         return self.emb[[self.row[i] for i in item_ids]]
 
 
-def pairwise_distances(x: np.ndarray) -> np.ndarray:
-    """Euclidean distance matrix of the rows of x."""
-    sq = np.sum(x * x, axis=1)
-    d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
-    return np.sqrt(np.maximum(d2, 0.0))
-
-
-def mean_pairwise_distance(x: np.ndarray) -> float:
-    """Average distance over the unordered pairs of an outfit (lower = more compatible)."""
-    n = len(x)
-    if n < 2:
-        raise ValueError("an outfit needs at least 2 items to score")
-    d = pairwise_distances(x)
-    return float(d[np.triu_indices(n, k=1)].mean())
-
-
 def fitb_predictions(questions: Sequence[FITBQuestion], lookup: EmbeddingLookup) -> dict[str, np.ndarray]:
-    """Chosen answer index per question for both protocols.
+    """Chosen answer index per question for both protocols (`embedder.compatibility.fitb_scores`).
 
     `cosine` (the paper): highest cosine similarity to the mean outfit embedding.
-    `distance` (reference code): smallest summed Euclidean distance to the outfit's items.
+    `distance` (reference code): smallest mean Euclidean distance to the outfit's items.
     """
     cos_pred = np.empty(len(questions), dtype=np.int64)
     dist_pred = np.empty(len(questions), dtype=np.int64)
     for n, q in enumerate(questions):
-        outfit = lookup(q.question)
-        answers = lookup(q.answers)
-        mean = outfit.mean(axis=0)
-        cos = answers @ mean / max(float(np.linalg.norm(mean)), 1e-12)
+        cos, dist = fitb_scores(lookup(q.question), lookup(q.answers))
         cos_pred[n] = int(np.argmax(cos))
-        d = np.linalg.norm(answers[:, None, :] - outfit[None, :, :], axis=2).sum(axis=1)
-        dist_pred[n] = int(np.argmin(d))
+        dist_pred[n] = int(np.argmin(dist))
     return {"cosine": cos_pred, "distance": dist_pred}
 
 
@@ -75,7 +57,7 @@ def fitb_accuracy(questions: Sequence[FITBQuestion], lookup: EmbeddingLookup) ->
 
 def compatibility_scores(examples: Sequence[CompatibilityExample], lookup: EmbeddingLookup) -> np.ndarray:
     """Negative mean pairwise distance per outfit (higher = more compatible)."""
-    return np.array([-mean_pairwise_distance(lookup(c.item_ids)) for c in examples], dtype=np.float64)
+    return np.array([-outfit_distance(lookup(c.item_ids)) for c in examples], dtype=np.float64)
 
 
 def compatibility_auc(examples: Sequence[CompatibilityExample], lookup: EmbeddingLookup) -> float:

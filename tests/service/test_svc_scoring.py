@@ -9,14 +9,8 @@ import numpy as np
 import pytest
 
 from embedder.calibration import UNCALIBRATED, Calibration
-from service.scoring import (
-    mean_pairwise_distance,
-    outfit_query_vector,
-    pairwise_distances,
-    rank_candidates,
-    score_outfit,
-)
-from training import metrics as reference
+from embedder.compatibility import mean_pair_distance, outfit_distance, outfit_query_vector, pairwise_distances
+from service.scoring import rank_candidates, score_outfit
 
 
 def _unit(n: int, d: int, seed: int) -> np.ndarray:
@@ -27,8 +21,9 @@ def _unit(n: int, d: int, seed: int) -> np.ndarray:
 @pytest.mark.parametrize("n", [2, 3, 7, 20])
 def test_mean_distance_matches_training_metrics(n: int) -> None:
     x = _unit(n, 16, seed=n)
-    assert mean_pairwise_distance(pairwise_distances(x)) == pytest.approx(reference.mean_pairwise_distance(x),
-                                                                         abs=1e-6)
+    naive = float(np.mean([np.linalg.norm(a - b) for a, b in itertools.combinations(x, 2)]))
+    assert mean_pair_distance(pairwise_distances(x)) == pytest.approx(naive, abs=1e-6)
+    assert outfit_distance(x) == pytest.approx(naive, abs=1e-6)  # what training.metrics scores outfits with
 
 
 def test_pairwise_matches_naive_loop() -> None:

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 
 from catalog.types import CompatibilityExample, FITBQuestion, SplitData
-from training.metrics import EmbeddingLookup, evaluate_split, fitb_predictions, mean_pairwise_distance
+from embedder.compatibility import outfit_distance
+from training.metrics import EmbeddingLookup, evaluate_split, fitb_predictions
 
 
 def test_mean_pairwise_distance_by_hand() -> None:
     x = np.array([[0.0, 0.0], [3.0, 4.0], [0.0, 4.0]])
-    assert mean_pairwise_distance(x) == pytest.approx((5.0 + 4.0 + 3.0) / 3)
+    assert outfit_distance(x) == pytest.approx((5.0 + 4.0 + 3.0) / 3)
 
 
 def test_fitb_protocols_can_disagree_by_hand() -> None:
