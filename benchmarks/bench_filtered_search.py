@@ -42,6 +42,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from embedder.files import write_atomic  # noqa: E402
 from index import CatalogIndex, open_index  # noqa: E402
 from index.faiss_ops import DEFAULT_EF_SEARCH  # noqa: E402
 from index.filters import ItemFilter, filter_mask  # noqa: E402
@@ -183,10 +184,7 @@ def bench_size(
 
 
 def write_results(results: dict[str, Any]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, RESULTS)
+    write_atomic(RESULTS, json.dumps(results, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

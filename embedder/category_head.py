@@ -8,7 +8,6 @@ It reads the same L2-normalised embedding every backend returns, so an uploaded 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from embedder.checkpoint import CheckpointError
+from embedder.files import write_atomic
 
 HEAD_FILE = "category_head.json"
 HEAD_FORMAT = 1
@@ -90,9 +90,7 @@ def fit_category_head(
 def save_category_head(checkpoint: Path | str, head: CategoryHead) -> Path:
     """Write `category_head.json` into the checkpoint directory atomically."""
     path = Path(checkpoint) / HEAD_FILE
-    tmp = path.with_name(f".{HEAD_FILE}.tmp")
-    tmp.write_text(json.dumps(head.to_dict(), sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(head.to_dict(), sort_keys=True))
     return path
 
 

@@ -13,7 +13,6 @@ querying SQLite per request. Stored as `columns.npz` in each index version and l
 from __future__ import annotations
 
 import io
-import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from catalog.attributes import BOOLEAN, NUMBER, STRING, schema_of
+from embedder.files import write_atomic
 from index.errors import IndexArtifactError
 from index.layout import COLUMNS_FILE
 from index.store import ItemRecord
@@ -98,9 +98,7 @@ def write_columns(path: Path, columns: ItemColumns) -> None:
             arrays[f"vocab:{name}"] = np.array(list(columns.vocab[name]), dtype=np.str_)
     buf = io.BytesIO()
     np.savez(buf, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
+    write_atomic(path, buf.getvalue())
 
 
 def read_columns(path: Path, schema: Mapping[str, str], rows: int) -> ItemColumns:
