@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-
-from embedder.files import write_atomic
 
 RESULTS = Path("benchmarks/results")
 
@@ -242,7 +241,10 @@ def render(results_dir: Path = RESULTS) -> str:
 
 
 def write_report(path: Path = Path("docs/RESULTS.md"), results_dir: Path = RESULTS) -> Path:
-    write_atomic(path, render(results_dir))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text(render(results_dir), encoding="utf-8")
+    os.replace(tmp, path)
     return path
 
 
