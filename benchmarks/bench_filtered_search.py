@@ -134,6 +134,7 @@ def bench_size(
     categories = sorted(idx.categories())
     largest = max(categories, key=lambda c: idx.categories()[c])
     entry: dict[str, Any] = {
+        "exact_path": "fvec_inner_products_by_idx over the index's flat storage (index.filtered)",
         "build_and_publish_s": round(build_s, 1),
         "factories": {"global": idx.manifest["factory"], largest: idx.manifest["category_factories"][largest]},
         "largest_category": {"name": largest, "items": idx.categories()[largest]},

@@ -13,7 +13,6 @@ from index_helpers import exact_topk
 from catalog.types import AttrValue
 from index import open_index
 from index.columns import columns_of
-from index.filtered import SCAN_FRACTION
 from index.filters import FilterError, ItemFilter, filter_mask
 from index.layout import COLUMNS_FILE, MANIFEST_FILE
 from index.store import ItemRecord
@@ -108,17 +107,17 @@ def test_filtered_search_equals_brute_force_at_every_selectivity(
             np.testing.assert_allclose([h.score for h in g], ws, atol=1e-5)
 
 
-def test_both_exact_paths_are_taken_and_agree(hnsw_shop: tuple[Path, list[ItemRecord], np.ndarray, np.ndarray]) -> None:
-    """Below SCAN_FRACTION the allowed vectors are gathered, above it the index is scanned; both exact."""
-    root, records, vectors, deleted = hnsw_shop
-    idx = open_index(root)
-    q = vectors[:5] + 0.01
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    for fraction in (SCAN_FRACTION / 2, min(1.0, SCAN_FRACTION * 2)):
+def test_an_index_without_flat_vectors_reads_them_from_the_version(tmp_path: Path) -> None:
+    """IVF keeps no flat copy: filtered searches score the allowed rows of vectors.npy, still exactly."""
+    records = shop_records(3_000, seed=8)
+    vectors = synthetic_vectors(3_000, 16, clusters=32, seed=8)
+    publish(tmp_path, records, vectors, IndexPolicy(exact_threshold=100, factory="IVF8,Flat"))
+    idx = open_index(tmp_path)
+    assert idx.manifest["factory"] == "IVF8,Flat"
+    q = synthetic_vectors(3_010, 16, clusters=32, seed=8)[3_000:]
+    for fraction in (0.01, 0.5):
         flt = ItemFilter.of(attributes={"bucket": [float(b) for b in range(int(1000 * fraction))]})
-        allowed = naive_allowed(records, flt)
-        allowed[deleted] = False
-        want, _ = exact_topk(q.astype(np.float32), vectors, 7, rows=np.flatnonzero(allowed))
+        want, _ = exact_topk(q, vectors, 7, rows=np.flatnonzero(naive_allowed(records, flt)))
         got = idx.search(q, k=7, filters=flt)
         assert [[h.item_id for h in g] for g in got] == [[records[r].item_id for r in w] for w in want]
 

@@ -119,6 +119,7 @@ def test_filter_controls_restrict_the_results(browser: Any, shop_server: Any, sh
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     wait = WebDriverWait(browser, 30)
+    SHOTS.mkdir(parents=True, exist_ok=True)
     rows = {r["item_id"]: r for r in shop.rows}
     browser.get(shop_server.url + "/")
     wait.until(lambda d: d.find_element(By.ID, "filters").is_displayed())
