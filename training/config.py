@@ -223,7 +223,7 @@ def preset(name: str, **overrides: Any) -> TrainConfig:
 
 def write_config(config: TrainConfig, path: Path) -> None:
     """The merged config beside the outputs (written atomically)."""
+    from embedder.files import write_atomic
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(config.to_dict(), indent=2, sort_keys=True))

@@ -10,8 +10,6 @@ do not depend on the number of DataLoader workers or on resuming.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,6 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from embedder.config import PreprocessConfig
+from embedder.files import atomic_path
 from embedder.image_io import load_image_file
 from embedder.preprocess import normalize_array, resize_square
 from training.sampler import Triplet
@@ -75,10 +74,8 @@ class ImageStore:
         if cache is not None and len(self._arrays) == len(self.paths):
             cache.parent.mkdir(parents=True, exist_ok=True)
             keys = sorted(self._arrays)
-            fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".npz")
-            os.close(fd)
-            np.savez(tmp, ids=np.array(keys), images=np.stack([self._arrays[k] for k in keys]))
-            os.replace(tmp, cache)
+            with atomic_path(cache) as tmp:
+                np.savez(tmp, ids=np.array(keys), images=np.stack([self._arrays[k] for k in keys]))
 
     def get(self, item_id: str) -> np.ndarray:
         arr = self._arrays.get(item_id)

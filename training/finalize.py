@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ import numpy as np
 
 from embedder import load_embedder, save_checkpoint
 from embedder.calibration import CARD_KEY, fit_calibration
+from embedder.files import write_atomic
 from training.config import TrainConfig
 from training.distributed import DistContext
 from training.evaluate import embed_items
@@ -29,9 +29,7 @@ log = logging.getLogger(__name__)
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:

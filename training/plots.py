@@ -9,15 +9,15 @@ from typing import Any
 import numpy as np
 
 from embedder.colorhist import foreground_pixels
+from embedder.files import atomic_path
 from embedder.model import Embedder
 from training.evaluate import embed_items
 from training.prepare import TrainingData
 
 
 def _save(fig: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
 
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
