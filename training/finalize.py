@@ -1,13 +1,14 @@
-"""End of a run: reload the best checkpoint, test it, fit the score calibration on valid, write the card,
-plots and result.json (rank 0 only)."""
+"""End of a run and its result: reload the best checkpoint, test it, fit the score calibration on valid,
+write the card, plots and result.json (rank 0 only); `TrainResult` is what `training.loop.train` returns."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -21,10 +22,29 @@ from training.metrics import EmbeddingLookup, compatibility_scores, evaluate_spl
 from training.prepare import TrainingData
 from training.spread import COLLAPSE_MEAN_COSINE, embedding_spread
 
-if TYPE_CHECKING:
-    from training.loop import TrainResult
-
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_checkpoint: Path
+    best_epoch: int
+    steps: int
+    valid: dict[str, float]
+    test: dict[str, float]
+    data: dict[str, int]
+    seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+    # Spread of the best model's test embeddings (training.spread): mean cosine, effective rank, collapsed.
+    spread: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_dir": str(self.run_dir), "best_checkpoint": str(self.best_checkpoint), "best_epoch": self.best_epoch,
+            "steps": self.steps, "valid": self.valid, "test": self.test, "data": self.data,
+            "seconds": round(self.seconds, 1), "spread": self.spread, "history": self.history,
+        }
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -40,11 +60,11 @@ def read_history(path: Path) -> list[dict[str, Any]]:
 
 def finalize_run(
     config: TrainConfig, *, data: TrainingData, out_dir: Path, step: int, best_epoch: int, ctx: DistContext,
-    t_start: float, result_cls: type[TrainResult],
+    t_start: float,
 ) -> TrainResult:
     best = out_dir / "best"
     if not ctx.is_main:
-        return result_cls(out_dir, best, best_epoch, step, {}, {}, data.summary(), time.perf_counter() - t_start)
+        return TrainResult(out_dir, best, best_epoch, step, {}, {}, data.summary(), time.perf_counter() - t_start)
     model, card = load_embedder(best, device=ctx.device)
     valid_emb = embed_items(model, data.store, data.valid_ids, batch_size=config.eval_batch)
     test_emb = embed_items(model, data.store, data.test_ids, batch_size=config.eval_batch)
@@ -66,7 +86,7 @@ def finalize_run(
                     data_fingerprint=data.fingerprint, extra={CARD_KEY: cal.to_dict(), "data": data.summary()})
     history = read_history(out_dir / "metrics.jsonl")
     epochs = [h for h in history if h.get("type") == "epoch" and h["epoch"] >= 0]
-    result = result_cls(out_dir, best, best_epoch, step, valid, test, data.summary(), time.perf_counter() - t_start,
+    result = TrainResult(out_dir, best, best_epoch, step, valid, test, data.summary(), time.perf_counter() - t_start,
                         epochs, spread)
     if config.tsne_points:
         from training.plots import plot_curves, plot_tsne

@@ -1,4 +1,5 @@
-"""The training run as named phases: setup, (resume), epochs of steps, validate, keep best, finalise.
+"""The training run as named phases: set_up (with restore on --resume), run_epoch of train_steps, end_epoch
+(validate, keep best, save the resume state), then `training.finalize.finalize_run`.
 
 Outputs in the run directory: config.json (merged), metrics.jsonl, state.pt (resume), best/ (the product
 checkpoint via `embedder.save_checkpoint`), result.json, curves.png and tsne.png.
@@ -9,51 +10,33 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
-from embedder import EmbedderConfig, PreprocessConfig, build_embedder
+from embedder import EmbedderConfig, PreprocessConfig, build_embedder, save_checkpoint
 from embedder.model import Embedder
 from training.config import TrainConfig, write_config
 from training.data import TripletDataset, UnlabeledSource
 from training.distributed import DistContext, init_distributed, parameters_in_sync, shutdown, wrap_model
 from training.evaluate import embed_items
+from training.finalize import TrainResult, finalize_run
 from training.metrics import evaluate_split
 from training.objective import Objective
 from training.prepare import TrainingData, prepare_data
 from training.schedules import lr_multiplier
 from training.state import STATE_FILE, load_state, rng_state, save_state, set_rng_state
-from training.step import autocast, make_scaler, optimizer_step
+from training.step import autocast, load_scaler_state, make_scaler, optimizer_step
 from training.transforms import ViewTransforms
 
+__all__ = ["Run", "TrainResult", "end_epoch", "restore", "run_epoch", "set_up", "train", "train_step"]
+
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainResult:
-    run_dir: Path
-    best_checkpoint: Path
-    best_epoch: int
-    steps: int
-    valid: dict[str, float]
-    test: dict[str, float]
-    data: dict[str, int]
-    seconds: float
-    history: list[dict[str, Any]] = field(default_factory=list)
-    # Spread of the best model's test embeddings (training.spread): mean cosine, effective rank, collapsed.
-    spread: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_dir": str(self.run_dir), "best_checkpoint": str(self.best_checkpoint), "best_epoch": self.best_epoch,
-            "steps": self.steps, "valid": self.valid, "test": self.test, "data": self.data,
-            "seconds": round(self.seconds, 1), "spread": self.spread, "history": self.history,
-        }
 
 
 class JsonlLog:
@@ -76,28 +59,54 @@ def validate(model: Embedder, data: TrainingData, config: TrainConfig) -> dict[s
     return evaluate_split(data.valid, data.valid_ids, emb)
 
 
-def train(
-    config: TrainConfig, *, out_dir: Path, resume: bool = False, cache_dir: Path | None = None, progress: bool = True
-) -> TrainResult:
-    config.validate()
-    t_start = time.perf_counter()
-    ctx = init_distributed(config.device)
-    try:
-        return _train(config, out_dir=out_dir, resume=resume, cache_dir=cache_dir, progress=progress, ctx=ctx,
-                      t_start=t_start)
-    finally:
-        shutdown(ctx)
+@dataclass
+class Run:
+    """Everything one training run holds between phases: its parts and its position (what state.pt saves)."""
+
+    config: TrainConfig
+    ctx: DistContext
+    out_dir: Path
+    data: TrainingData
+    views: ViewTransforms | None
+    objective: Objective
+    net: Embedder  # the bare module: no_grad passes, state dicts, checkpoints
+    model: nn.Module  # what receives gradients: `net`, DDP-wrapped under torchrun
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    memory_format: torch.memory_format
+    metrics_log: JsonlLog
+    n_triplets: int
+    steps_per_epoch: int
+    total_steps: int
+    # position
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    step: int = 0
+    best_score: float = -float("inf")
+    best_epoch: int = -1
+    epoch_started: float = 0.0
+
+    @property
+    def budget_hit(self) -> bool:
+        return bool(self.config.max_steps) and self.step >= self.config.max_steps
+
+    def snapshot(self) -> dict[str, Any]:
+        """The resume state: weights, optimiser, scheduler, scaler, position, config, RNG, best so far."""
+        return {
+            "model": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch, "step": self.step, "config": self.config.to_dict(),
+            "rng": rng_state(), "best_score": self.best_score, "best_epoch": self.best_epoch,
+            "objective": self.objective.state_dict(),
+        }
 
 
-def _train(
-    config: TrainConfig, *, out_dir: Path, resume: bool, cache_dir: Path | None, progress: bool, ctx: DistContext,
-    t_start: float,
-) -> TrainResult:
-    from tqdm import tqdm
-
-    from training.finalize import finalize_run
-
-    # --- setup -------------------------------------------------------------------------------------
+def set_up(
+    config: TrainConfig, *, out_dir: Path, resume: bool, cache_dir: Path | None, ctx: DistContext
+) -> Run:
+    """Config and logs on disk, seeds, data, objective, model, optimiser, lr schedule, grad scaler; on
+    `resume`, the saved state restored before the model is wrapped for DDP."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if ctx.is_main:
         write_config(config, out_dir / "config.json")
@@ -132,103 +141,139 @@ def _train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lr_multiplier(config.lr_schedule, total_steps=total_steps, warmup_steps=config.warmup_steps)
     )
-    scaler = make_scaler(ctx.device, enabled=config.amp)
-    epoch, batch_in_epoch, step = 0, 0, 0
-    best_score, best_epoch = -float("inf"), -1
+    run = Run(
+        config=config, ctx=ctx, out_dir=out_dir, data=data, views=views, objective=objective, net=net, model=net,
+        optimizer=optimizer, scheduler=scheduler, scaler=make_scaler(ctx.device, enabled=config.amp),
+        memory_format=memory_format, metrics_log=metrics_log, n_triplets=n_triplets,
+        steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+    )
     if resume:
-        st = load_state(out_dir / STATE_FILE, config)
-        net.load_state_dict(st["model"])
-        optimizer.load_state_dict(st["optimizer"])
-        scheduler.load_state_dict(st["scheduler"])
-        scaler.load_state_dict(st["scaler"])
-        epoch, batch_in_epoch, step = st["epoch"], st["batch_in_epoch"], st["step"]
-        best_score, best_epoch = st["best_score"], st["best_epoch"]
-        set_rng_state(st["rng"])
-        objective.load_state_dict(st.get("objective", {}))
-        log.info("resumed from %s at epoch %d, batch %d (step %d)", out_dir / STATE_FILE, epoch, batch_in_epoch, step)
-    model = wrap_model(net, ctx)
+        restore(run, out_dir / STATE_FILE)
+    run.model = wrap_model(net, ctx)
     if ctx.is_main:
         log.info("data %s; %d steps/epoch, %d in all; losses %s", data.summary(), steps_per_epoch, total_steps,
                  config.losses_label())
+    return run
 
-    def snapshot(next_epoch: int, next_batch: int) -> dict[str, Any]:
-        return {
-            "model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(), "epoch": next_epoch, "batch_in_epoch": next_batch, "step": step,
-            "config": config.to_dict(), "rng": rng_state(), "best_score": best_score, "best_epoch": best_epoch,
-            "objective": objective.state_dict(),
-        }
 
-    if ctx.is_main and not resume:
-        # The untrained model's validation score: the reference point the run has to improve on.
-        metrics_log.write({"type": "epoch", "epoch": -1, "step": 0, "valid": validate(net, data, config), "seconds": 0})
+def restore(run: Run, path: Path) -> None:
+    """Load a resume state (checked against the config) into the run: weights, optimiser, position, RNG, and the
+    objective's own state (teacher, queue)."""
+    st = load_state(path, run.config)
+    run.net.load_state_dict(st["model"])
+    run.optimizer.load_state_dict(st["optimizer"])
+    run.scheduler.load_state_dict(st["scheduler"])
+    load_scaler_state(run.scaler, st["scaler"])
+    run.epoch, run.batch_in_epoch, run.step = st["epoch"], st["batch_in_epoch"], st["step"]
+    run.best_score, run.best_epoch = st["best_score"], st["best_epoch"]
+    set_rng_state(st["rng"])
+    run.objective.load_state_dict(st.get("objective", {}))
+    log.info("resumed from %s at epoch %d, batch %d (step %d)", path, run.epoch, run.batch_in_epoch, run.step)
 
-    # --- epochs ------------------------------------------------------------------------------------
-    budget_hit = False
-    while epoch < config.epochs and not budget_hit:
-        triplets = data.sampler.sample(n_triplets, np.random.default_rng([config.seed, epoch, 0x7E]))
-        dataset = TripletDataset(triplets, data.store, views=views, seed=config.seed, epoch=epoch,
-                                 hflip=config.hflip, category_codes=data.category_codes)
-        dsampler: DistributedSampler[int] = DistributedSampler(
-            dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=config.seed, drop_last=True
-        )
-        dsampler.set_epoch(epoch)
-        order = list(dsampler)[: steps_per_epoch * config.batch_size][batch_in_epoch * config.batch_size :]
-        loader = DataLoader(dataset, batch_size=config.batch_size, sampler=order, num_workers=config.workers,
-                            pin_memory=cuda, drop_last=True, persistent_workers=False)
-        net.train()
-        bar = tqdm(loader, total=steps_per_epoch, initial=batch_in_epoch, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not (progress and ctx.is_main), dynamic_ncols=True, leave=False)
-        t_epoch = time.perf_counter()
-        for batch in bar:
-            t0 = time.perf_counter()
-            with autocast(ctx.device, enabled=config.amp):
-                out = objective(model, net, batch, step=step, rank=ctx.rank, device=ctx.device,
-                                memory_format=memory_format)
-            grad_norm = optimizer_step(loss=out.loss, parameters=net.parameters(), optimizer=optimizer, scaler=scaler,
-                                       clip_norm=config.grad_clip, step=step, all_finite=ctx.all_finite)
-            scheduler.step()
-            objective.after_step(net)
-            step += 1
-            batch_in_epoch += 1
-            terms = ctx.mean({"loss": float(out.loss.detach()), **out.terms})
-            bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
-            if step % config.log_every == 0 or batch_in_epoch == steps_per_epoch:
-                dt = time.perf_counter() - t0
-                metrics_log.write({"type": "step", "epoch": epoch, "step": step, **terms, **out.stats,
-                                   "grad_norm": grad_norm,
-                                   "lr": scheduler.get_last_lr()[0], "step_seconds": dt,
-                                   "images": out.images * ctx.world_size,
-                                   "images_per_s": out.images * ctx.world_size / dt})
-            budget_hit = bool(config.max_steps) and step >= config.max_steps
-            if config.checkpoint_every and step % config.checkpoint_every == 0 and ctx.is_main:
-                save_state(out_dir / STATE_FILE, snapshot(epoch, batch_in_epoch))
-            if budget_hit:
-                break
-        bar.close()
-        # --- validate, keep best, save the resume state --------------------------------------------
-        epoch_done = batch_in_epoch >= steps_per_epoch
-        if ctx.is_main:
-            valid = validate(net, data, config)
-            record = {"type": "epoch", "epoch": epoch, "step": step, "valid": valid,
-                      "seconds": round(time.perf_counter() - t_epoch, 2)}
-            metrics_log.write(record)
-            log.info("epoch %d step %d valid %s", epoch + 1, step, {k: round(v, 4) for k, v in valid.items()})
-            if selection_score(valid) > best_score:
-                best_score, best_epoch = selection_score(valid), epoch
-                from embedder import save_checkpoint
 
-                save_checkpoint(net, out_dir / "best", backbone_weights=config.backbone_weights,
-                                training_config=config.to_dict(), metrics={"valid": valid},
-                                data_fingerprint=data.fingerprint)
-        if epoch_done:
-            epoch, batch_in_epoch = epoch + 1, 0
-        if ctx.is_main:
-            save_state(out_dir / STATE_FILE, snapshot(epoch, batch_in_epoch))
-        ctx.barrier()
+def log_untrained(run: Run) -> None:
+    """The untrained model's validation score: the reference point the run has to improve on."""
+    if run.ctx.is_main:
+        valid = validate(run.net, run.data, run.config)
+        run.metrics_log.write({"type": "epoch", "epoch": -1, "step": 0, "valid": valid, "seconds": 0})
 
-    # --- finalise ----------------------------------------------------------------------------------
-    if not parameters_in_sync(net, ctx):
-        raise RuntimeError("DDP replicas diverged: parameters differ across ranks")
-    return finalize_run(config, data=data, out_dir=out_dir, step=step, best_epoch=best_epoch, ctx=ctx,
-                        t_start=t_start, result_cls=TrainResult)
+
+def epoch_loader(run: Run) -> DataLoader[dict[str, torch.Tensor]]:
+    """This rank's batches of the current epoch, from the current batch on (a resumed epoch skips the rest)."""
+    c, ctx = run.config, run.ctx
+    triplets = run.data.sampler.sample(run.n_triplets, np.random.default_rng([c.seed, run.epoch, 0x7E]))
+    dataset = TripletDataset(triplets, run.data.store, views=run.views, seed=c.seed, epoch=run.epoch, hflip=c.hflip,
+                             category_codes=run.data.category_codes)
+    dsampler: DistributedSampler[int] = DistributedSampler(
+        dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=c.seed, drop_last=True
+    )
+    dsampler.set_epoch(run.epoch)
+    order = list(dsampler)[: run.steps_per_epoch * c.batch_size][run.batch_in_epoch * c.batch_size :]
+    return DataLoader(dataset, batch_size=c.batch_size, sampler=order, num_workers=c.workers,
+                      pin_memory=ctx.device.type == "cuda", drop_last=True, persistent_workers=False)
+
+
+def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """One optimiser step on one batch; returns the logged terms (averaged over ranks)."""
+    c, ctx = run.config, run.ctx
+    t0 = time.perf_counter()
+    with autocast(ctx.device, enabled=c.amp):
+        out = run.objective(run.model, run.net, batch, step=run.step, rank=ctx.rank, device=ctx.device,
+                            memory_format=run.memory_format)
+    grad_norm = optimizer_step(loss=out.loss, parameters=run.net.parameters(), optimizer=run.optimizer,
+                               scaler=run.scaler, clip_norm=c.grad_clip, step=run.step, all_finite=ctx.all_finite)
+    run.scheduler.step()
+    run.objective.after_step(run.net)  # after the optimizer step: the EMA teacher follows the updated weights
+    run.step += 1
+    run.batch_in_epoch += 1
+    terms = ctx.mean({"loss": float(out.loss.detach()), **out.terms})
+    if run.step % c.log_every == 0 or run.batch_in_epoch == run.steps_per_epoch:
+        dt = time.perf_counter() - t0
+        run.metrics_log.write({"type": "step", "epoch": run.epoch, "step": run.step, **terms, **out.stats,
+                               "grad_norm": grad_norm, "lr": run.scheduler.get_last_lr()[0], "step_seconds": dt,
+                               "images": out.images * ctx.world_size,
+                               "images_per_s": out.images * ctx.world_size / dt})
+    return terms
+
+
+def run_epoch(run: Run, *, progress: bool) -> None:
+    """The current epoch's steps, from `batch_in_epoch` to its end or to the step budget; mid-epoch resume
+    states every `checkpoint_every` steps."""
+    from tqdm import tqdm
+
+    c, ctx = run.config, run.ctx
+    loader = epoch_loader(run)
+    run.net.train()
+    bar = tqdm(loader, total=run.steps_per_epoch, initial=run.batch_in_epoch, desc=f"epoch {run.epoch + 1}/{c.epochs}",
+               disable=not (progress and ctx.is_main), dynamic_ncols=True, leave=False)
+    run.epoch_started = time.perf_counter()
+    for batch in bar:
+        terms = train_step(run, batch)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in terms.items()})
+        if c.checkpoint_every and run.step % c.checkpoint_every == 0 and ctx.is_main:
+            save_state(run.out_dir / STATE_FILE, run.snapshot())
+        if run.budget_hit:
+            break
+    bar.close()
+
+
+def end_epoch(run: Run) -> None:
+    """Validate, keep the best checkpoint, move to the next epoch if this one is done, save the resume state."""
+    c, ctx = run.config, run.ctx
+    epoch_done = run.batch_in_epoch >= run.steps_per_epoch
+    if ctx.is_main:
+        valid = validate(run.net, run.data, c)
+        run.metrics_log.write({"type": "epoch", "epoch": run.epoch, "step": run.step, "valid": valid,
+                               "seconds": round(time.perf_counter() - run.epoch_started, 2)})
+        log.info("epoch %d step %d valid %s", run.epoch + 1, run.step, {k: round(v, 4) for k, v in valid.items()})
+        if selection_score(valid) > run.best_score:
+            run.best_score, run.best_epoch = selection_score(valid), run.epoch
+            save_checkpoint(run.net, run.out_dir / "best", backbone_weights=c.backbone_weights,
+                            training_config=c.to_dict(), metrics={"valid": valid},
+                            data_fingerprint=run.data.fingerprint)
+    if epoch_done:
+        run.epoch, run.batch_in_epoch = run.epoch + 1, 0
+    if ctx.is_main:
+        save_state(run.out_dir / STATE_FILE, run.snapshot())
+    ctx.barrier()
+
+
+def train(
+    config: TrainConfig, *, out_dir: Path, resume: bool = False, cache_dir: Path | None = None, progress: bool = True
+) -> TrainResult:
+    config.validate()
+    t_start = time.perf_counter()
+    ctx = init_distributed(config.device)
+    try:
+        run = set_up(config, out_dir=out_dir, resume=resume, cache_dir=cache_dir, ctx=ctx)
+        if not resume:
+            log_untrained(run)
+        while run.epoch < config.epochs and not run.budget_hit:
+            run_epoch(run, progress=progress)
+            end_epoch(run)
+        if not parameters_in_sync(run.net, ctx):
+            raise RuntimeError("DDP replicas diverged: parameters differ across ranks")
+        return finalize_run(config, data=run.data, out_dir=out_dir, step=run.step, best_epoch=run.best_epoch,
+                            ctx=ctx, t_start=t_start)
+    finally:
+        shutdown(ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -19,6 +20,15 @@ def autocast(device: torch.device, *, enabled: bool) -> torch.autocast:
 
 def make_scaler(device: torch.device, *, enabled: bool) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=enabled and device.type == "cuda")
+
+
+def load_scaler_state(scaler: torch.amp.GradScaler, state: dict[str, Any]) -> None:
+    """Restore a saved scaler; an empty state (saved by a disabled scaler, e.g. a CPU run) means a fresh one.
+
+    `GradScaler.load_state_dict({})` raises on an enabled scaler, which made CPU runs unresumable on CUDA.
+    """
+    if state:
+        scaler.load_state_dict(state)
 
 
 def _local_finite(loss: torch.Tensor) -> bool:

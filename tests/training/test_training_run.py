@@ -12,7 +12,8 @@ import torch
 from embedder import load_embedder, read_model_card
 from outfit_compat.cli import main
 from training.config import ConfigError, preset
-from training.loop import TrainResult, train
+from training.finalize import TrainResult
+from training.loop import train
 
 
 @pytest.fixture(scope="module")
