@@ -130,7 +130,7 @@ def register(sub: Any) -> None:
     d = esub.add_parser("diagnostics", help="pseudo-triplet matching quality per option (synthetic and Mango)")
     d.add_argument("--synth", type=Path, default=DEFAULT_SYNTH)
     d.add_argument("--mango", type=Path, default=DEFAULT_MANGO)
-    d.add_argument("--checkpoint", type=Path, action="append", default=[],
+    d.add_argument("--checkpoint", action="append", default=[],
                    help="NAME=DIR of a trained checkpoint to inspect (repeatable); synthetic ones first")
     d.add_argument("--results", type=Path, default=Path("benchmarks/results/diagnostics.json"))
     d.set_defaults(func=cmd_diagnostics)
@@ -149,7 +149,7 @@ def cmd_run(args: Any) -> int:
 def cmd_diagnostics(args: Any) -> int:
     from training.diagnostics import run_diagnostics
 
-    named = dict(item.split("=", 1) for item in args.checkpoint)
+    named = dict(item.rsplit("=", 1) for item in args.checkpoint)  # names may hold "=", paths do not
     run_diagnostics(checkpoints={k: Path(v) for k, v in named.items()}, synth=args.synth, mango=args.mango,
                     results=args.results)
     print(json.dumps({"results": str(args.results)}))

@@ -55,6 +55,13 @@ def test_grid_diagnostics_and_report(synth_root: Path, tmp_path: Path) -> None:
         if m["pseudo_triplets"]:
             assert 0.0 <= m["compatible(Ã,P̃)"] <= 1.0
     assert opts["category-aware"]["category(Ã)=category(A)"] == 1.0  # matching never leaves A's category
+    # The CLI takes NAME=DIR pairs whose names may themselves hold "=".
+    from outfit_compat.cli import main
+
+    out = tmp_path / "cli-diagnostics.json"
+    assert main(["experiment", "diagnostics", "--synth", str(synth_root), "--checkpoint", f"synth α=0.5={ckpt}",
+                 "--results", str(out)]) == 0
+    assert list(json.loads(out.read_text())) == ["synth α=0.5"]
 
     doc = write_report(tmp_path / "RESULTS.md", results).read_text()
     for r in state["runs"]:
