@@ -47,6 +47,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "look_mango.json"
 DIVERSITIES = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7)
 TOP = 5
 MAX_DROP_POINTS = 2.0
+VARIANTS = {"beam_default": SearchBounds(), "greedy_beam1": SearchBounds(beam_width=1),
+            "beam30_cand40": SearchBounds(beam_width=30, candidates=40)}
 
 
 def ensure_index(checkpoint: Path, data: Path, out: Path) -> Path:
@@ -94,10 +96,12 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(s), 3), "p95_ms": round(s[int(0.95 * (len(s) - 1))], 3), "n": len(s)}
 
 
-def diversity_sweep(engine: Engine, outfits: list[tuple[str, ...]], seeds_mode: str) -> dict[str, Any]:
+def diversity_sweep(
+    engine: Engine, outfits: list[tuple[str, ...]], seeds_mode: str, diversities: tuple[float, ...]
+) -> dict[str, Any]:
     cats = engine.index.categories()
     rows = []
-    for lam in DIVERSITIES:
+    for lam in sorted(set(diversities) | {0.0}):
         hits = total = 0
         sims: list[float] = []
         times: list[float] = []
@@ -132,10 +136,10 @@ def diversity_sweep(engine: Engine, outfits: list[tuple[str, ...]], seeds_mode: 
             "chosen_default": max(r["diversity"] for r in ok)}
 
 
-def outfit_generation(engine: Engine, outfits: list[tuple[str, ...]]) -> dict[str, Any]:
+def outfit_generation(
+    engine: Engine, outfits: list[tuple[str, ...]], variants: dict[str, SearchBounds]
+) -> dict[str, Any]:
     cats = engine.index.categories()
-    variants = {"beam_default": SearchBounds(), "greedy_beam1": SearchBounds(beam_width=1),
-                "beam30_cand40": SearchBounds(beam_width=30, candidates=40)}
     acc: dict[str, dict[str, list[float]]] = {k: {"score": [], "recovered": [], "ms": []}
                                               for k in ["independent_top1", *variants]}
     skipped = 0
@@ -189,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="also fit the category head on the index's vectors (every catalog image) and store it "
                         "in the checkpoint (what `outfit-compat category-head` does, without embedding again)")
     p.add_argument("--skip-diversity", action="store_true")
+    p.add_argument("--limit", type=int, default=0, help="only the first N test outfits (0: all)")
+    p.add_argument("--diversities", type=float, nargs="+", default=list(DIVERSITIES))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS),
+                   help="beam-search bounds to measure against independent top-1")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
     import faiss
@@ -199,9 +207,11 @@ def main(argv: list[str] | None = None) -> int:
     engine = load_engine(index_root=index, checkpoint=args.checkpoint, backend=None, batch_max_size=1,
                          batch_max_wait_s=0.0, queue_size=1, retry_after_s=1, metrics=None)
     outfits = [o.item_ids for o in PolyvoreDataset(args.data, args.kind).split("test").outfits]
+    outfits = outfits[: args.limit] if args.limit else outfits
     result: dict[str, Any] = {
         "checkpoint": str(args.checkpoint), "model_version": engine.model_version, "data": str(args.data),
-        "split": f"{args.kind}/test", "test_outfits": len(outfits), "calibrated": engine.calibrated,
+        "split": f"{args.kind}/test", "test_outfits": len(outfits), "limit": args.limit,
+        "calibrated": engine.calibrated,
         "calibration": engine.calibration.to_dict(), "index_items": engine.index.count,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average": os.getloadavg()[0],
         "host": platform.processor() or platform.machine(),
@@ -209,8 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     if head_report is not None:
         result["category_head"] = head_report
     if not args.skip_diversity:
-        result["diversity"] = diversity_sweep(engine, outfits, args.seeds)
-    result["outfit_generation"] = outfit_generation(engine, outfits)
+        result["diversity"] = diversity_sweep(engine, outfits, args.seeds, tuple(args.diversities))
+    result["outfit_generation"] = outfit_generation(engine, outfits, {k: VARIANTS[k] for k in args.variants})
     result["load_average_end"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
