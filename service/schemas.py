@@ -16,9 +16,9 @@ from pydantic import (
 )
 
 MAX_OUTFIT_ITEMS = 20
-# Chosen on the Mango test outfits (docs/SERVICE.md, "Diversity"): the most variety that costs at most
-# 2 points of top-5 hit rate.
-DEFAULT_DIVERSITY = 0.0
+# Chosen on the Mango test outfits (docs/SERVICE.md, "Complete the look"): the most variety measured that
+# costs at most 2 points of top-5 hit rate (3.38 % -> 2.95 %, 800 outfits; 0.7 was the largest value tried).
+DEFAULT_DIVERSITY = 0.7
 ItemId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 CategoryName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 # A catalog attribute value: booleans stay booleans (strict), numbers are numbers, strings are strings.

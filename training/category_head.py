@@ -76,7 +76,14 @@ def fit_and_report(
         "held_out_accuracy": report["held_out_head"]["accuracy"], "fitted_on": len(ids), "c": c}), report
 
 
-def run(*, checkpoint: Path, data: Path, kind: str, c: float, report_path: Path | None) -> dict[str, Any]:
+def worth_storing(report: dict[str, Any]) -> bool:
+    """A head is stored only when, held out, it beats the neighbour vote the service falls back to."""
+    return bool(report["held_out_head"]["accuracy"] > report["held_out_neighbour_vote"]["accuracy"])
+
+
+def run(
+    *, checkpoint: Path, data: Path, kind: str, c: float, report_path: Path | None, force: bool = False
+) -> dict[str, Any]:
     from training.evaluate import checkpoint_embeddings
 
     card = read_model_card(checkpoint)
@@ -86,9 +93,15 @@ def run(*, checkpoint: Path, data: Path, kind: str, c: float, report_path: Path 
     test_ids = {i for o in ds.split("test").outfits for i in o.item_ids}
     head, report = fit_and_report(features, ids, [ds.items[i].category for i in ids], test_ids,
                                   model_version=card.model_version, c=c)
-    path = save_category_head(checkpoint, head)
+    stored = force or worth_storing(report)
+    path = save_category_head(checkpoint, head) if stored else None
+    if not stored:
+        log.warning("the head is not better than the neighbour vote held out (%.3f <= %.3f); not stored "
+                    "(--force stores it anyway)", report["held_out_head"]["accuracy"],
+                    report["held_out_neighbour_vote"]["accuracy"])
     report = {"checkpoint": str(checkpoint), "model_version": card.model_version, "data": str(data),
-              "test_split": f"{kind}/test.json", "test_items": len(test_ids), "head_file": str(path), **report}
+              "test_split": f"{kind}/test.json", "test_items": len(test_ids), "stored": stored,
+              "head_file": str(path) if path else None, **report}
     if report_path is not None:
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -103,10 +116,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="whose test outfits' items are held out for the reported accuracy")
     p.add_argument("--c", type=float, default=10.0, help="inverse L2 strength of the logistic regression")
     p.add_argument("--report", type=Path, help="also write the figures to this JSON file")
+    p.add_argument("--force", action="store_true",
+                   help="store the head even when the neighbour vote is as accurate held out")
     p.set_defaults(func=cmd_category_head)
 
 
 def cmd_category_head(args: argparse.Namespace) -> int:
-    report = run(checkpoint=args.checkpoint, data=args.data, kind=args.kind, c=args.c, report_path=args.report)
-    print(json.dumps({k: report[k] for k in ("head_file", "held_out_head", "held_out_neighbour_vote")}))
+    report = run(checkpoint=args.checkpoint, data=args.data, kind=args.kind, c=args.c, report_path=args.report,
+                 force=args.force)
+    print(json.dumps({k: report[k] for k in ("stored", "head_file", "held_out_head", "held_out_neighbour_vote")}))
     return 0

@@ -25,8 +25,9 @@ async function api(path, options = {}) {
   return body;
 }
 
-// The "vary the results" switch: MMR diversity for complements and whole outfits (0 = nearest first).
-const VARIED = 0.5;
+// The "vary the results" switch: MMR diversity for complements and whole outfits (0 = nearest first);
+// on, the API's default (chosen on Mango, docs/SERVICE.md).
+const VARIED = 0.7;
 function diversity() { return $("#diversity-switch").checked ? VARIED : 0; }
 
 function card(item, { score = null, pair = null, note = null, action = null, actionLabel = "Add",

@@ -74,6 +74,7 @@ def test_complementary_scores_match_exact_search(client: Any, catalog: PolyvoreD
     by_cat = _ids_by_category(catalog)
     query = [by_cat["bottoms"][1]]
     r = client.post("/v1/complementary", json={"item_ids": query, "categories": ["bags"], "per_category": 4,
+                                               "diversity": 0,
                                                "k": 4}).json()
     got = [(it["id"], it["score"]) for it in r["groups"][0]["items"]]
     q = outfit_query_vector(engine.index.vectors(query))

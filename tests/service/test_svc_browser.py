@@ -204,8 +204,8 @@ def test_complete_the_look_with_diversity_switch(browser: Any, default_server: A
     assert browser.find_elements(By.CSS_SELECTOR, "#looks .card .pair")  # readable pair scores
     assert "partial outfits scored" in browser.find_element(By.ID, "look-info").text
 
-    browser.find_element(By.ID, "diversity-switch").click()  # re-asks at once with diversity 0.5
-    wait.until(lambda d: d.find_element(By.ID, "looks").get_attribute("data-diversity") == "0.5")
+    browser.find_element(By.ID, "diversity-switch").click()  # re-asks at once with diversity 0.7
+    wait.until(lambda d: d.find_element(By.ID, "looks").get_attribute("data-diversity") == "0.7")
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#looks .look")) == 3)
     varied = looks()
     assert all(refs[0] == seed for refs in varied) and len({tuple(r) for r in varied}) == 3

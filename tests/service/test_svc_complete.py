@@ -81,7 +81,7 @@ def _first_of(client: Any, category: str) -> str:
 
 def test_complete_by_ids_whole_outfits(client: Any) -> None:
     seed = _first_of(client, "tops")
-    r = client.post("/v1/outfits/complete", json={"item_ids": [seed], "n_outfits": 4})
+    r = client.post("/v1/outfits/complete", json={"item_ids": [seed], "n_outfits": 4, "diversity": 0})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["targets_source"] == "co-occurrence" and body["targets"] and "tops" not in body["targets"]
@@ -114,7 +114,7 @@ def test_complete_by_ids_whole_outfits(client: Any) -> None:
 def test_complete_targets_exclusions_and_diversity(client: Any) -> None:
     seeds = [_first_of(client, "tops"), _first_of(client, "bottoms")]
     body = client.post("/v1/outfits/complete", json={"item_ids": seeds, "categories": ["shoes", "bags", "tops"],
-                                                      "n_outfits": 3}).json()
+                                                      "n_outfits": 3, "diversity": 0}).json()
     assert body["targets"] == ["shoes", "bags"] and body["targets_source"] == "request"
     best = body["outfits"][0]
     taken = [e["ref"] for e in best["items"] if e["role"] == "added"]

@@ -57,7 +57,7 @@ def test_complementary_returns_exactly_the_best_allowed_items(
     shop_client: Any, shop: ShopFiles, shop_index: Path
 ) -> None:
     flt = {"price_max": 120.0, "in_stock": True, "brand": ["acme", "corto"]}
-    body = {"item_ids": ["P-0000"], "per_category": 4, "k": 12, "filters": flt}
+    body = {"item_ids": ["P-0000"], "per_category": 4, "k": 12, "filters": flt, "diversity": 0}
     r = shop_client.post("/v1/complementary", json=body)
     assert r.status_code == 200, r.text
     groups = {g["category"]: g["items"] for g in r.json()["groups"]}

@@ -11,7 +11,7 @@ import numpy as np
 from embedder.category_head import load_category_head
 from embedder.checkpoint import read_model_card
 from outfit_compat.cli import main
-from training.category_head import accuracy, neighbour_vote
+from training.category_head import accuracy, neighbour_vote, worth_storing
 
 
 def test_neighbour_vote_and_accuracy_by_hand() -> None:
@@ -27,8 +27,9 @@ def test_command_writes_head_and_report(tmp_path: Path, synth_root: Path, random
     ckpt = tmp_path / "ckpt"
     shutil.copytree(random_checkpoint, ckpt)
     report = tmp_path / "report.json"
-    assert main(["category-head", str(ckpt), "--data", str(synth_root), "--report", str(report)]) == 0
+    assert main(["category-head", str(ckpt), "--data", str(synth_root), "--report", str(report), "--force"]) == 0
     figures = json.loads(report.read_text())
+    assert figures["stored"] is True and figures["head_file"] == str(ckpt / "category_head.json")
     head = load_category_head(ckpt, model_version=read_model_card(ckpt).model_version)
     assert head is not None and set(head.classes) == set(figures["categories"])
     assert figures["items"] == sum(figures["categories"].values()) == 300
@@ -36,3 +37,11 @@ def test_command_writes_head_and_report(tmp_path: Path, synth_root: Path, random
     assert head.metrics["held_out_accuracy"] == figures["held_out_head"]["accuracy"]
     for key in ("held_out_head", "held_out_neighbour_vote", "majority_class", "shipped_head_on_test_items"):
         assert 0.0 <= figures[key]["accuracy"] <= 1.0
+
+
+def test_a_head_no_better_than_the_vote_is_not_stored() -> None:
+    def report(head: float, vote: float) -> dict[str, dict[str, float]]:
+        return {"held_out_head": {"accuracy": head}, "held_out_neighbour_vote": {"accuracy": vote}}
+
+    assert worth_storing(report(0.9, 0.6)) and not worth_storing(report(0.25, 0.46))
+    assert not worth_storing(report(0.5, 0.5))
