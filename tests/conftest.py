@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
+# One OpenMP runtime in the test process. faiss-cpu's wheel bundles its own libgomp and torch ships another;
+# FAISS uses torch's only when torch is loaded first. Collection imported faiss (tests/index/conftest.py,
+# index.*) before torch, leaving two GNU OpenMP runtimes with two thread pools in one process: the state in
+# which the suite segfaulted under load in tests/index/test_cli.py. This conftest is imported before every
+# other one, and OMP_NUM_THREADS must be set before libgomp initialises, so both happen here (two threads on
+# two cores: torch does not oversubscribe when pytest and a server process both run).
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+import torch
+
 MANGO_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mango-outfits"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Two cores: keep torch from oversubscribing when pytest and a server process both run.
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
 @pytest.fixture(scope="session")
@@ -30,8 +34,6 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random-initialised embedder checkpoint at 64 px (enough for index and service tests)."""
-    import torch
-
     from embedder import EmbedderConfig, PreprocessConfig, build_embedder, save_checkpoint
 
     torch.manual_seed(0)
