@@ -64,6 +64,7 @@ def identity_of(
         "backend": backend.name,
         "preprocess": card.config.preprocess.to_dict(),
         "source": source.describe(),
+        "image_root": str(source.image_root),
         "libraries": {"torch": torch.__version__},
     }
 
@@ -77,6 +78,7 @@ def embed_items(
     fingerprint: str,
     dist: DistContext | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    image_root: Path | None = None,
 ) -> Embedded | None:
     """Embed (resuming from `work_root`) and merge; returns None on non-zero ranks after their shard."""
     key = {
@@ -98,7 +100,7 @@ def embed_items(
     if dist.rank != 0:
         return None
     positions, vectors, rejects = collect_chunks(work_dir, len(items), job.chunk_size)
-    records = [record_of(items[int(p)]) for p in positions]
+    records = [record_of(items[int(p)], image_root) for p in positions]
     return Embedded(records, vectors, rejects, stats)
 
 
@@ -124,7 +126,8 @@ def build_catalog_index(
     model = load_backend(checkpoint, backend=backend, device=device)
     out.mkdir(parents=True, exist_ok=True)
     done = embed_items(
-        source.items, model, out / WORK_DIR, job=job, fingerprint=source.fingerprint, dist=dist, on_chunk=on_chunk
+        source.items, model, out / WORK_DIR, job=job, fingerprint=source.fingerprint, dist=dist, on_chunk=on_chunk,
+        image_root=source.image_root,
     )
     if done is None:
         return BuildResult(None, 0, 0, EmbedStats(0, 0, 0, 0.0), time.perf_counter() - t0)

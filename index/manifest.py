@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,48 @@ def read_manifest(version_dir: Path) -> dict[str, Any]:
         raise IndexArtifactError(f"{path}: manifest lacks {missing}; rebuild the index")
     if raw["metric"] != METRIC:
         raise IndexArtifactError(f"{path}: metric {raw['metric']!r} is not {METRIC!r}")
+    problems = schema_problems(raw)
+    if problems:
+        raise IndexArtifactError(f"{path}: manifest is malformed ({'; '.join(problems[:5])}); rebuild the index")
     return raw
+
+
+def _is_int(v: Any, low: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _is_str_map(v: Any, value_ok: Callable[[Any], bool]) -> bool:
+    return isinstance(v, dict) and all(isinstance(k, str) and value_ok(x) for k, x in v.items())
+
+
+def schema_problems(raw: dict[str, Any]) -> list[str]:
+    """Type problems of the fields a reader uses: a hand-edited or foreign manifest fails here, by name,
+    instead of as an AttributeError deep inside the loader."""
+    checks: dict[str, Callable[[Any], bool]] = {
+        "version": lambda v: isinstance(v, str) and bool(v),
+        "model_version": lambda v: isinstance(v, str) and bool(v),
+        "checkpoint_sha256": lambda v: isinstance(v, str),
+        "backend": lambda v: isinstance(v, str),
+        "factory": lambda v: isinstance(v, str),
+        "embed_dim": lambda v: _is_int(v, 1),
+        "count": _is_int,
+        "rows": _is_int,
+        "per_category": lambda v: _is_str_map(v, _is_int),
+        "files": lambda v: _is_str_map(
+            v, lambda m: isinstance(m, dict) and isinstance(m.get("sha256"), str) and _is_int(m.get("bytes"))),
+    }
+    optional: dict[str, Callable[[Any], bool]] = {
+        "category_files": lambda v: _is_str_map(v, lambda x: isinstance(x, str)),
+        "category_factories": lambda v: _is_str_map(v, lambda x: isinstance(x, str)),
+        "search": lambda v: _is_str_map(v, _is_int),
+        "checkpoint_path": lambda v: v is None or isinstance(v, str),
+        "image_root": lambda v: v is None or isinstance(v, str),
+    }
+    problems = [f"{k!r} has the wrong type" for k, ok in checks.items() if not ok(raw[k])]
+    problems += [f"{k!r} has the wrong type" for k, ok in optional.items() if k in raw and not ok(raw[k])]
+    if not problems and raw["rows"] < raw["count"]:
+        problems.append(f"rows {raw['rows']} < count {raw['count']}")
+    return problems
 
 
 def verify_files(version_dir: Path, manifest: dict[str, Any]) -> None:

@@ -28,6 +28,7 @@ from index.faiss_ops import (
 )
 from index.filtered import FlatView, exact_search, flat_view
 from index.filters import ItemFilter, check_filter, filter_mask
+from index.images import confined_image, image_root_of
 from index.layout import GLOBAL_INDEX_FILE, STORE_FILE, VECTORS_FILE, resolve_version_dir
 from index.manifest import check_compatible, read_manifest, verify_files
 from index.store import ItemRecord, ItemStore
@@ -90,6 +91,7 @@ class CatalogIndex:
         self._tombstone_selector = exclusion_selector(self._tombstones)
         self._kinds = {id(ix): index_kind(ix) for ix in (self._global, *self._by_category.values())}
         self._categories = {str(c): int(n) for c, n in manifest["per_category"].items()}
+        self.image_root = image_root_of(manifest)
         self._columns = self._load_columns(version_dir, rows)
         self._live = np.ones(rows, dtype=bool)
         self._live[self._tombstones] = False
@@ -151,9 +153,10 @@ class CatalogIndex:
         return np.asarray(self._vectors[list(rows)], dtype=np.float32).reshape(len(rows), self.dim)
 
     def image_path(self, item_id: str) -> Path | None:
-        """The catalog's image path of a live item; None for an unknown item or one without an image."""
+        """The real path of a live item's image under the index's image root; None for an unknown item, one
+        without an image, or one whose path (or a symlink on it) leads outside the root."""
         rec = self._store.records([item_id]).get(item_id)
-        return Path(rec.image_path) if rec is not None and rec.image_path else None
+        return confined_image(self.image_root, rec.image_path) if rec is not None and rec.image_path else None
 
     def search(
         self, queries: np.ndarray, *, k: int, category: str | None = None, exclude: Collection[str] = (),

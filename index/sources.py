@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,11 @@ class CatalogSource:
             h.update(f"{it.item_id}\t{it.category}\t{it.image}\n".encode())
         return h.hexdigest()[:16]
 
+    @property
+    def image_root(self) -> Path:
+        """The directory the catalog's images belong under: the dataset directory, or the catalog file's."""
+        return Path(os.path.abspath(self.path if self.kind == "polyvore" else self.path.parent))
+
     def describe(self) -> dict[str, str | int]:
         return {"path": str(self.path), "kind": self.kind, "items": len(self.items), "fingerprint": self.fingerprint}
 
@@ -49,12 +55,25 @@ def load_source(path: Path | str) -> CatalogSource:
     return CatalogSource(path=path, kind=kind, items=tuple(sorted(items, key=lambda it: it.item_id)))
 
 
-def record_of(item: Item) -> ItemRecord:
+def stored_image_path(image: Path, image_root: Path | None) -> str:
+    """How a record stores an image: relative to the index's image root when under it (so the service never
+    depends on its working directory, and the catalog can move), else absolute (never served: see
+    `index.images.confined_image`)."""
+    path = Path(os.path.abspath(image))
+    if image_root is not None:
+        try:
+            return str(path.relative_to(os.path.abspath(image_root)))
+        except ValueError:
+            pass
+    return str(path)
+
+
+def record_of(item: Item, image_root: Path | None = None) -> ItemRecord:
     return ItemRecord(
         item_id=item.item_id,
         category=item.category,
         title=item.title,
-        image_path=None if item.image is None else str(item.image),
+        image_path=None if item.image is None else stored_image_path(item.image, image_root),
         price=item.price,
         url=item.url,
         attributes=dict(item.attributes),

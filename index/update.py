@@ -35,6 +35,7 @@ DEFAULT_COMPACT_FRACTION = 0.2
 IDENTITY_KEYS = (
     "model_version", "checkpoint_sha256", "checkpoint_path", "backend", "preprocess", "source", "libraries",
     "category_cooccurrence",
+    "image_root",
 )
 
 
@@ -129,8 +130,9 @@ def add_to_index(
     check_compatible(manifest, expected_model_version=model.card.model_version, backend=model.name,
                      where=current.root)
     source = load_source(catalog)
+    # New items' images are stored relative to the index's image root; any outside it is never served.
     done = embed_items(source.items, model, index_root / WORK_DIR, job=job or EmbedJobConfig(),
-                       fingerprint=source.fingerprint)
+                       fingerprint=source.fingerprint, image_root=current.image_root)
     assert done is not None  # single process: rank 0 always merges
     policy = policy_of(manifest)
     content = load_content(current.root, manifest)
