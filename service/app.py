@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,15 +18,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.routes import complementary, complete, embed, items, ops, outfits, web
 from service.cache import build_cache
-from service.errors import ServiceError
+from service.errors import ServiceError, clip
 from service.metrics import ServiceMetrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.schemas import API_VERSION
 from service.settings import Settings
 from service.state import AppState
 from service.timing import ServerTimingMiddleware
+from service.watcher import watch_index
 
 log = logging.getLogger(__name__)
-API_VERSION = "1.0.0"
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
@@ -40,9 +43,11 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Nothing the client sent is echoed in full: a location can be an unknown JSON key of any length.
         errors = [
-            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-            for e in exc.errors()
+            {"loc": [clip(str(p)) for p in e.get("loc", ())], "msg": clip(str(e.get("msg", "")), 300),
+             "type": str(e.get("type", ""))}
+            for e in exc.errors()[:50]
         ]
         if any(e["type"] == "json_invalid" for e in errors):
             return _error(400, "malformed_json", "request body is not valid JSON", details=errors)
@@ -67,16 +72,24 @@ def create_app(settings: Settings, *, load: bool = True) -> FastAPI:
             torch.set_num_threads(settings.torch_threads)
         cache = build_cache(
             redis_url=settings.redis_url, metrics=metrics, prefix=settings.cache_prefix,
-            lru_entries=settings.lru_entries, timeout_s=settings.redis_timeout_s, retry_s=settings.redis_retry_s,
+            lru_entries=settings.lru_entries, lru_bytes=settings.lru_bytes, timeout_s=settings.redis_timeout_s,
+            retry_s=settings.redis_retry_s,
         )
         state = AppState(settings=settings, metrics=metrics, cache=cache)
         app.state.service = state
+        watcher: asyncio.Task[None] | None = None
         if load and settings.index is not None:
             state.engine = await state.load(index=settings.index, checkpoint=settings.checkpoint)
             metrics.ready.set(1)
+            if settings.index_watch_s > 0:
+                watcher = asyncio.create_task(watch_index(state, settings.index_watch_s), name="index-watcher")
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             await state.close()
 
     app = FastAPI(
@@ -95,3 +108,9 @@ def create_app(settings: Settings, *, load: bool = True) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process of `outfit-compat serve --workers N` (uvicorn's factory): settings from
+    the environment, which the parent process completed with its command-line options."""
+    return create_app(Settings())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import time
 from collections import deque
@@ -208,5 +209,7 @@ class MicroBatcher:
             await self._worker
             self._worker = None
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+            # A lone upload may still be running on the model thread: wait for it in another thread, never on
+            # the event loop (a blocking shutdown here stalled every request during a reload).
+            executor, self._executor = self._executor, None
+            await asyncio.get_running_loop().run_in_executor(None, functools.partial(executor.shutdown, wait=True))

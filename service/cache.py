@@ -24,22 +24,36 @@ class Cache(Protocol):
 
     async def set(self, key: str, value: bytes, ttl_s: int) -> None: ...
 
+    async def delete(self, key: str) -> None: ...
+
     async def close(self) -> None: ...
 
 
 class LocalLRU:
-    """In-process LRU with per-entry expiry (monotonic clock)."""
+    """In-process LRU with per-entry expiry (monotonic clock), bounded in entries and in bytes."""
 
     name = "local"
 
-    def __init__(self, *, max_entries: int) -> None:
+    def __init__(self, *, max_entries: int, max_bytes: int = 64 * 1024 * 1024) -> None:
         if max_entries < 1:
             raise ValueError("max_entries must be at least 1")
+        if max_bytes < 1:
+            raise ValueError("max_bytes must be at least 1")
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0  # keys + values held; entry counts alone let a few huge answers take any amount
         self._data: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._data)
+
+    @staticmethod
+    def _size(key: str, value: bytes) -> int:
+        return len(key) + len(value)
+
+    def _pop(self, key: str) -> None:
+        _, value = self._data.pop(key)
+        self.bytes -= self._size(key, value)
 
     def get_now(self, key: str) -> bytes | None:
         entry = self._data.get(key)
@@ -47,16 +61,25 @@ class LocalLRU:
             return None
         expires, value = entry
         if expires < time.monotonic():
-            del self._data[key]
+            self._pop(key)
             return None
         self._data.move_to_end(key)
         return value
 
     def set_now(self, key: str, value: bytes, ttl_s: int) -> None:
+        if key in self._data:
+            self._pop(key)
+        size = self._size(key, value)
+        if size > self.max_bytes:
+            return  # larger than the whole cache: not worth evicting everything for
         self._data[key] = (time.monotonic() + ttl_s, value)
-        self._data.move_to_end(key)
-        while len(self._data) > self.max_entries:
-            self._data.popitem(last=False)
+        self.bytes += size
+        while len(self._data) > self.max_entries or self.bytes > self.max_bytes:
+            self._pop(next(iter(self._data)))
+
+    def delete_now(self, key: str) -> None:
+        if key in self._data:
+            self._pop(key)
 
     async def get(self, key: str) -> bytes | None:
         return self.get_now(key)
@@ -64,8 +87,12 @@ class LocalLRU:
     async def set(self, key: str, value: bytes, ttl_s: int) -> None:
         self.set_now(key, value, ttl_s)
 
+    async def delete(self, key: str) -> None:
+        self.delete_now(key)
+
     async def close(self) -> None:
         self._data.clear()
+        self.bytes = 0
 
 
 class RedisCache:
@@ -140,6 +167,17 @@ class RedisCache:
             return
         self._mark_up()
 
+    async def delete(self, key: str) -> None:
+        self.fallback.delete_now(key)
+        if not self.available:
+            return
+        try:
+            await self._client.delete(key)
+        except Exception as e:
+            self._mark_down("delete", e)
+            return
+        self._mark_up()
+
     async def close(self) -> None:
         try:
             await self._client.aclose()
@@ -174,15 +212,21 @@ class MeteredCache:
     async def set(self, key: str, value: bytes, ttl_s: int) -> None:
         await self.inner.set(self.prefix + key, value, ttl_s)
 
+    async def discard(self, kind: str, key: str) -> None:
+        """Drop an entry that was found unusable (stale format, wrong size): counted, then a miss."""
+        self.metrics.cache_lookups.labels(kind=kind, result="invalid").inc()
+        log.warning("dropping an unusable %s cache entry %s", kind, key[:80])
+        await self.inner.delete(self.prefix + key)
+
     async def close(self) -> None:
         await self.inner.close()
 
 
 def build_cache(
     *, redis_url: str | None, metrics: ServiceMetrics, prefix: str, lru_entries: int, timeout_s: float,
-    retry_s: float,
+    retry_s: float, lru_bytes: int = 64 * 1024 * 1024,
 ) -> MeteredCache:
-    local = LocalLRU(max_entries=lru_entries)
+    local = LocalLRU(max_entries=lru_entries, max_bytes=lru_bytes)
     inner: Cache = local
     if redis_url:
         inner = RedisCache(redis_url, metrics=metrics, fallback=local, timeout_s=timeout_s, retry_s=retry_s)

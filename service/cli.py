@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="embedder checkpoint (default: $OUTFIT_CHECKPOINT, else the one the index records)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=None, help="worker processes (default: $OUTFIT_WORKERS or 1)")
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=cmd_serve)
 
@@ -35,13 +37,23 @@ def serve(*, host: str, port: int, log_level: str = "info", **overrides: Any) ->
         raise FileNotFoundError(f"checkpoint {settings.checkpoint} does not exist")
     import uvicorn
 
+    print(f"serving {settings.index} on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True)
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": False,
+                               "limit_concurrency": settings.max_connections,
+                               "timeout_keep_alive": settings.keep_alive_s}
+    if settings.workers > 1:
+        # Worker processes build their own app from the environment: hand them this process's options.
+        for name, value in overrides.items():
+            if value is not None:
+                os.environ[f"OUTFIT_{name.upper()}"] = str(value)
+        uvicorn.run("service.app:app_from_env", factory=True, workers=settings.workers, **options)
+        return
     from service.app import create_app
 
-    app = create_app(settings)
-    print(f"serving {settings.index} on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)", flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    uvicorn.run(create_app(settings), **options)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    serve(host=args.host, port=args.port, log_level=args.log_level, index=args.index, checkpoint=args.checkpoint)
+    serve(host=args.host, port=args.port, log_level=args.log_level, index=args.index, checkpoint=args.checkpoint,
+          workers=args.workers)
     return 0

@@ -6,7 +6,11 @@ model's embeddings with the new index.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,9 +78,25 @@ class Engine:
         return self.backend.preprocess
 
     @property
+    def backend_family(self) -> str:
+        """fp32 or int8: backends of one family give interchangeable embeddings (embedder.backend_family)."""
+        from embedder.backend_family import BACKEND_FAMILY
+
+        return BACKEND_FAMILY.get(self.backend.name, self.backend.name)
+
+    @functools.cached_property
+    def index_content_id(self) -> str:
+        """A digest of every artifact's sha256: two versions with the same content share it, no others do.
+
+        (The version name is made from the publish second: two roots published in the same second share it.)
+        """
+        files = json.dumps(self.index.manifest.get("files", {}), sort_keys=True)
+        return hashlib.sha256(files.encode()).hexdigest()[:24]
+
+    @property
     def cache_scope(self) -> str:
-        """Cached results are valid for one model and one index version only."""
-        return f"{self.model_version}:{self.index_version}"
+        """Cached results are valid for one model, backend family and index content only."""
+        return f"{self.model_version}:{self.backend_family}:{self.index_content_id}"
 
     def describe(self, *, cache: str | None = None) -> ReadyResponse:
         return ReadyResponse(
@@ -87,6 +107,7 @@ class Engine:
             backend=self.backend.name,
             calibrated=self.calibrated,
             cache=cache,
+            worker=os.getpid(),
         )
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+ECHO_CHARS = 80  # longest client-supplied value an error message repeats
+
+
+def clip(value: str, limit: int = ECHO_CHARS) -> str:
+    """A value as echoed in an error: whole when short, else its start and how long it was."""
+    return value if len(value) <= limit else f"{value[:limit]}… ({len(value)} chars)"
+
 
 class ServiceError(Exception):
     status: int = 400
@@ -29,8 +36,10 @@ class UnknownItemsError(ServiceError):
     code = "unknown_items"
 
     def __init__(self, item_ids: Sequence[str]) -> None:
-        shown = list(item_ids)[:20]
-        super().__init__(f"unknown item ids: {', '.join(shown)}", item_ids=shown)
+        ids = list(item_ids)
+        shown = [clip(i) for i in ids[:20]]
+        more = f" and {len(ids) - 20} more" if len(ids) > 20 else ""
+        super().__init__(f"unknown item ids: {', '.join(shown)}{more}", item_ids=shown)
 
 
 class UnknownCategoryError(ServiceError):
@@ -38,9 +47,8 @@ class UnknownCategoryError(ServiceError):
     code = "unknown_category"
 
     def __init__(self, categories: Sequence[str], known: Sequence[str]) -> None:
-        super().__init__(
-            f"unknown categories {list(categories)}; known: {sorted(known)}", categories=list(categories)
-        )
+        shown = [clip(c) for c in list(categories)[:20]]
+        super().__init__(f"unknown categories {shown}; known: {sorted(known)}", categories=shown)
 
 
 class InvalidInputError(ServiceError):

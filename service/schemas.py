@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -15,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+API_VERSION = "1.0.0"  # the OpenAPI version; also the first part of every cache key
 MAX_OUTFIT_ITEMS = 20
 # Chosen on the Mango test outfits (docs/SERVICE.md, "Complete the look"): the most variety measured that
 # costs at most 2 points of top-5 hit rate (3.38 % -> 2.95 %, 800 outfits; 0.7 was the largest value tried).
@@ -24,6 +27,19 @@ CategoryName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 # A catalog attribute value: booleans stay booleans (strict), numbers are numbers, strings are strings.
 AttrScalar = StrictBool | StrictInt | StrictFloat | Annotated[str, StringConstraints(max_length=200)]
 AttrCondition = AttrScalar | Annotated[list[AttrScalar], Field(min_length=1, max_length=200)]
+
+
+def _distinct(ids: list[str]) -> list[str]:
+    repeated = [i for i, n in Counter(ids).items() if n > 1]
+    if repeated:
+        shown = [i if len(i) <= 80 else i[:80] + "…" for i in repeated[:5]]
+        raise ValueError(f"an outfit lists each item once; repeated: {shown}")
+    return ids
+
+
+# An outfit scored with an item twice would count its distance to itself (0): refused, not de-duplicated,
+# so the client learns its request was wrong (docs/SERVICE.md).
+DistinctItemIds = Annotated[list[ItemId], AfterValidator(_distinct)]
 
 
 class _Strict(BaseModel):
@@ -85,15 +101,34 @@ class ComplementaryRequest(ComplementaryOptions):
 
 
 class CompatibilityRequest(_Strict):
-    item_ids: list[ItemId] = Field(min_length=2, max_length=MAX_OUTFIT_ITEMS)
+    item_ids: DistinctItemIds = Field(min_length=2, max_length=MAX_OUTFIT_ITEMS)
 
 
 class FITBRequest(_Strict):
-    outfit: list[ItemId] = Field(min_length=1, max_length=MAX_OUTFIT_ITEMS - 1)
+    outfit: DistinctItemIds = Field(min_length=1, max_length=MAX_OUTFIT_ITEMS - 1)
     candidates: list[ItemId] = Field(min_length=1, max_length=100)
     filters: Filters | None = Field(
         default=None, description="candidates these filters reject are left out of the ranking (see filtered_out)"
     )
+
+
+# Multipart forms: the text fields of the upload variants, validated by the same types as the JSON bodies.
+# List fields accept repeated fields or comma-separated values (service.api.parsing.form_model).
+
+
+class ComplementaryForm(ComplementaryOptions):
+    """Multipart query: a product photo in the `image` file part, and these text fields."""
+
+    category: CategoryName | None = Field(
+        default=None, description="the photo's category; inferred from its nearest catalog items when absent"
+    )
+
+
+class CompatibilityForm(_Strict):
+    """Multipart outfit: catalog item ids (text) and photos (`images` file parts), 2 to 20 in all."""
+
+    item_ids: DistinctItemIds = Field(default_factory=list, max_length=MAX_OUTFIT_ITEMS,
+                                      description="repeated or comma-separated")
 
 
 class ItemOut(BaseModel):
@@ -196,6 +231,17 @@ class CompleteOptions(_Strict):
     )
     exclude: list[ItemId] = Field(default_factory=list, max_length=1000, description="item ids never added")
     filters: Filters | None = Field(default=None, description="only items these business filters allow are added")
+
+
+class CompleteForm(CompleteOptions):
+    """Multipart: seed item ids (text) and photos (`images` file parts), 1 to 19 seeds in all."""
+
+    item_ids: list[ItemId] = Field(default_factory=list, max_length=MAX_OUTFIT_ITEMS - 1,
+                                   description="seed item ids, repeated or comma-separated")
+    image_categories: list[CategoryName] = Field(
+        default_factory=list, max_length=MAX_OUTFIT_ITEMS - 1,
+        description="the photos' categories, in order (default: inferred)",
+    )
 
 
 class CompleteRequest(CompleteOptions):
@@ -303,6 +349,7 @@ class ReadyResponse(BaseModel):
     backend: str | None = None
     calibrated: bool | None = None
     cache: str | None = None
+    worker: int | None = Field(default=None, description="the answering worker's process id")
 
 
 class ReloadRequest(_Strict):

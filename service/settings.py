@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     cache_embedding_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     cache_result_ttl_s: int = Field(default=600, ge=1)
     lru_entries: int = Field(default=4096, ge=1)
+    # The local cache is bounded in bytes too (keys + values): a few large answers cannot take the memory.
+    lru_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     # A Redis that does not answer within this budget is treated as down for `redis_retry_s`.
     redis_timeout_s: float = Field(default=0.1, gt=0, le=10)
     redis_retry_s: float = Field(default=2.0, gt=0, le=300)
@@ -44,6 +46,24 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
     max_request_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     max_image_pixels: int = Field(default=40_000_000, ge=1)
+    # Longest side and aspect ratio an upload may declare (422 before decoding; a strip is no product photo).
+    max_image_side: int = Field(default=12_000, ge=16)
+    max_image_aspect: float = Field(default=20.0, ge=1.0)
+    # Decodes of uploads over decode_large_pixels (after JPEG draft scaling) share decode_large_slots slots:
+    # their memory is bounded, and small photos never wait behind them.
+    decode_large_pixels: int = Field(default=2_000_000, ge=1)
+    decode_large_slots: int = Field(default=2, ge=1, le=64)
+
+    # uvicorn (set by `outfit-compat serve`): connections + requests in progress beyond `max_connections` are
+    # answered 503 at once; an idle keep-alive connection is closed after `keep_alive_s`. Clients that send
+    # headers or bodies slowly are a reverse proxy's job (docs/SERVICE.md).
+    max_connections: int = Field(default=512, ge=1)
+    keep_alive_s: int = Field(default=5, ge=1, le=300)
+
+    # Every worker follows a newly published version of the index root (its `current` link) within this many
+    # seconds, so several workers never answer from different versions for long; 0 turns it off.
+    index_watch_s: float = Field(default=5.0, ge=0, le=3600)
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
 
     admin_api_key: SecretStr | None = Field(default=None, description="enables POST /v1/admin/reload")
     # Per-stage durations in a `Server-Timing` response header (docs/SERVICE.md); off hides them from clients.

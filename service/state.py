@@ -11,10 +11,11 @@ from starlette.concurrency import run_in_threadpool
 
 from embedder.image_io import ImageLimits
 from service.cache import MeteredCache
-from service.engine import Engine, load_engine
-from service.errors import NotReadyError, ServiceError
+from service.engine import Engine, EngineLoadError, load_engine
+from service.errors import NotReadyError, ServiceError, clip
 from service.metrics import ServiceMetrics
 from service.settings import Settings
+from service.uploads import DecodeGate
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,17 @@ class AppState:
     cache: MeteredCache
     engine: Engine | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    decode_gate: DecodeGate = field(init=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.decode_gate = DecodeGate(large_pixels=s.decode_large_pixels, slots=s.decode_large_slots)
 
     @property
     def image_limits(self) -> ImageLimits:
         s = self.settings
-        return ImageLimits(max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels)
+        return ImageLimits(max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels, max_side=s.max_image_side,
+                           max_aspect=s.max_image_aspect)
 
     def require_engine(self) -> Engine:
         engine = self.engine
@@ -72,9 +79,14 @@ class AppState:
             ckpt = checkpoint or self.settings.checkpoint
             try:
                 engine = await self.load(index=target, checkpoint=ckpt)
-            except ServiceError:
+            except Exception as e:
+                # Whatever broke (a malformed manifest, a truncated file, a bug in a loader), the old engine
+                # keeps serving and the failure is counted: every load failure is a 409, never a 500.
                 self.metrics.reloads.labels(outcome="failed").inc()
-                raise
+                if isinstance(e, ServiceError):
+                    raise
+                log.exception("reload of %s failed", target)
+                raise EngineLoadError(f"cannot load {target}: {type(e).__name__}: {clip(str(e), 500)}") from e
             self.engine = engine
             self.metrics.ready.set(1)
             self.metrics.reloads.labels(outcome="ok").inc()

@@ -3,29 +3,58 @@
 ImageDecodeError codes map to HTTP statuses (documented in docs/SERVICE.md):
 too_large -> 413; not_an_image / unsupported_format -> 415; empty / too_many_pixels / bad_dimensions /
 corrupt -> 422.
+
+Decoding runs in the threadpool before the embedding queue admits anything, so its memory is bounded here:
+an image whose decoded size (read from its header) is large waits for one of a few `DecodeGate` slots and
+never runs on the model thread; small photos neither wait for a slot nor queue behind large ones.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from embedder.config import PreprocessConfig
-from embedder.image_io import ImageDecodeError, ImageLimits, decode_image
+from embedder.image_io import ImageDecodeError, ImageLimits, decode_image, decoded_pixels
 from embedder.preprocess import normalize_array, resize_square
 from service.cache import MeteredCache
+from service.cache_keys import embedding_key
 from service.engine import Engine
 from service.errors import PayloadTooLargeError, ServiceError, UnsupportedMediaTypeError
 from service.timing import stage
 
+if TYPE_CHECKING:
+    from service.state import AppState
+
 # Browsers and curl send these for files they cannot type; the bytes are checked anyway.
 _GENERIC_TYPES = frozenset({"", "application/octet-stream", "binary/octet-stream"})
 _STATUS_BY_CODE = {"too_large": 413, "not_an_image": 415, "unsupported_format": 415}
+
+
+class DecodeGate:
+    """At most `slots` decodes of images over `large_pixels` at once; smaller ones pass freely."""
+
+    def __init__(self, *, large_pixels: int, slots: int) -> None:
+        self.large_pixels = large_pixels
+        self._slots = asyncio.Semaphore(slots)
+
+    def is_large(self, upload: Upload) -> bool:
+        # The header alone (no pixel data): microseconds, so it runs on the loop before any thread is used.
+        return decoded_pixels(upload.data) > self.large_pixels
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        async with self._slots:
+            yield
 
 
 @dataclass(frozen=True)
@@ -65,23 +94,39 @@ def decode_to_input(upload: Upload, *, limits: ImageLimits, preprocess: Preproce
         return normalize_array(np.asarray(resize_square(img, preprocess)), preprocess)
 
 
+def _embedding_of(raw: bytes, dim: int) -> np.ndarray | None:
+    """A stored embedding, or None when the bytes are not `dim` finite float32 values of unit length."""
+    if len(raw) != dim * 4:
+        return None
+    vec = np.frombuffer(raw, dtype=np.float32)
+    if not np.isfinite(vec).all() or abs(float(np.dot(vec, vec)) - 1.0) > 1e-3:
+        return None
+    return vec
+
+
 async def embed_uploads(
-    uploads: list[Upload], *, engine: Engine, cache: MeteredCache, limits: ImageLimits, ttl_s: int
+    uploads: list[Upload], *, engine: Engine, cache: MeteredCache, limits: ImageLimits, gate: DecodeGate,
+    ttl_s: int,
 ) -> tuple[np.ndarray, list[bool]]:
     """Embeddings of uploads, reusing cached ones (content hash + model version); (n, d), cached flags."""
     dim = engine.backend.card.config.embed_dim
     out = np.zeros((len(uploads), dim), dtype=np.float32)
     cached = [False] * len(uploads)
     todo: list[int] = []
-    keys = [f"emb:{engine.model_version}:{u.sha256}" for u in uploads]
+    keys = [embedding_key(model_version=engine.model_version, backend_family=engine.backend_family,
+                          content_sha256=u.sha256) for u in uploads]
     for i, key in enumerate(keys):
         raw = await cache.get("embedding", key)
-        if raw is not None and len(raw) == dim * 4:
-            out[i] = np.frombuffer(raw, dtype=np.float32)
+        vec = None if raw is None else _embedding_of(raw, dim)
+        if vec is not None:
+            out[i] = vec
             cached[i] = True
         else:
+            if raw is not None:
+                await cache.discard("embedding", key)
             todo.append(i)
-    if len(todo) == 1:
+    large = {i for i in todo if gate.is_large(uploads[i])}
+    if len(todo) == 1 and not large:
         # The common case, one new photo: decoding joins the forward pass on the model thread when idle.
         upload = uploads[todo[0]]
         engine.batcher.check_room(1)
@@ -96,13 +141,27 @@ async def embed_uploads(
         # it will reject. (embed_many checks again: the queue may fill while we decode.)
         engine.batcher.check_room(len(todo))
         # Decoding is CPU work: keep it off the event loop (and fail before queueing anything).
-        inputs = [
-            await run_in_threadpool(decode_to_input, uploads[i], limits=limits, preprocess=engine.preprocess)
-            for i in todo
-        ]
+        inputs = []
+        for i in todo:
+            decode = functools.partial(decode_to_input, uploads[i], limits=limits, preprocess=engine.preprocess)
+            if i in large:
+                async with gate.slot():
+                    inputs.append(await run_in_threadpool(decode))
+            else:
+                inputs.append(await run_in_threadpool(decode))
         with stage("embed"):
             vecs = await engine.batcher.embed_many(inputs)
         for i, v in zip(todo, vecs, strict=True):
             out[i] = v
             await cache.set(keys[i], np.ascontiguousarray(v, dtype=np.float32).tobytes(), ttl_s)
     return out, cached
+
+
+async def embed_form_image(
+    file: UploadFile, *, state: AppState, engine: Engine, cache: MeteredCache, label: str = "image"
+) -> tuple[np.ndarray, bool]:
+    """A single-image route's upload: read within limits, embed (cached); (d,) embedding and cache flag."""
+    upload = await read_upload(file, label=label, max_bytes=state.settings.max_upload_bytes)
+    vecs, cached = await embed_uploads([upload], engine=engine, cache=cache, limits=state.image_limits,
+                                       gate=state.decode_gate, ttl_s=state.settings.cache_embedding_ttl_s)
+    return vecs[0], cached[0]

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from fastapi import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from service.cache import MeteredCache
 
@@ -34,17 +34,13 @@ async def cached_result(
     """The cached answer for `key`, or compute it and store it for `ttl_s` seconds."""
     hit = await cache.get("result", key)
     if hit is not None:
-        model.model_validate_json(hit)  # a stored answer must still be a valid `model` before it is sent
-        return JSONBytes(hit)
+        try:
+            model.model_validate_json(hit)  # a stored answer must still be a valid `model` before it is sent
+            return JSONBytes(hit)
+        except ValidationError:
+            # Written by another build against a shared Redis, or damaged: a miss, and gone for the next one.
+            await cache.discard("result", key)
     body = (await compute()).model_dump_json().encode()
     await cache.set(key, body, ttl_s)
     return JSONBytes(body)
 
-
-async def cached_answer(
-    cache: MeteredCache, endpoint: str, scope: str, request: BaseModel, model: type[M], *, ttl_s: int,
-    compute: Callable[[], Awaitable[M]],
-) -> JSONBytes:
-    """`cached_result` keyed by endpoint, engine scope (model + index versions) and the request's JSON."""
-    return await cached_result(cache, f"res:{endpoint}:{scope}:{request.model_dump_json()}", model, ttl_s=ttl_s,
-                               compute=compute)

@@ -102,7 +102,9 @@ class ServerProcess:
 def launch(index: Path, checkpoint: Path, log_dir: Path, extra_env: dict[str, str] | None = None,
            args: list[str] | None = None) -> ServerProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OUTFIT_") and k != "REDIS_URL"}
-    env.update({"OUTFIT_ADMIN_API_KEY": "s3cret", "OUTFIT_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"})
+    # The index watcher is off unless a test turns it on: reload tests publish and reload themselves.
+    env.update({"OUTFIT_ADMIN_API_KEY": "s3cret", "OUTFIT_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1",
+                "OUTFIT_INDEX_WATCH_S": "0"})
     env.update(extra_env or {})
     srv = ServerProcess(args if args is not None else ["--index", str(index), "--checkpoint", str(checkpoint)],
                         env, log_dir / "server.log")

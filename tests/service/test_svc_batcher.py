@@ -219,3 +219,42 @@ def test_prepare_errors_propagate_and_leave_the_batcher_usable() -> None:
 
     assert asyncio.run(run()) == 12.0
     assert model.batches == [1]
+
+
+def test_close_never_blocks_the_event_loop_while_an_upload_runs() -> None:
+    """close() used to call executor.shutdown(wait=True) on the loop: a reload stalled every request."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_prepare() -> np.ndarray:
+        started.set()
+        release.wait(10)  # the upload on the model thread, held until the loop has proven it is free
+        return _img(1.0)
+
+    # Safety net: if the loop is blocked, nothing on it can release the upload; this thread does, late.
+    fallback = threading.Timer(3.0, release.set)
+
+    async def run() -> tuple[int, bool, float]:
+        b = MicroBatcher(RecordingModel(), max_batch=4, max_wait_s=0.0, queue_size=8)
+        b.start()
+        upload = asyncio.ensure_future(b.embed_prepared(slow_prepare))
+        while not started.is_set():
+            await asyncio.sleep(0.005)
+        fallback.start()
+        closing = asyncio.ensure_future(b.close())
+        ticks = 0
+        for _ in range(20):  # the loop must keep running other work while close() waits for the upload
+            await asyncio.sleep(0.01)
+            ticks += 1
+        still_running = not release.is_set()
+        release.set()
+        row = await upload
+        await closing
+        return ticks, still_running, float(row[0])
+
+    try:
+        ticks, still_running, value = asyncio.run(run())
+    finally:
+        fallback.cancel()
+    assert ticks == 20 and still_running  # 20 loop turns happened while the upload still held the model thread
+    assert value == 12.0  # and it finished normally

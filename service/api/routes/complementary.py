@@ -7,44 +7,26 @@ from fastapi import APIRouter, Request, Response
 
 from service.api.cached import cached_result, json_response
 from service.api.deps import CacheDep, EngineDep, StateDep
-from service.api.parsing import (
-    binary_field,
-    form_files,
-    form_options,
-    media_type,
-    parse_json,
-    read_form,
-    request_body,
-    unknown_fields,
-    unsupported,
-)
+from service.api.parsing import binary_field, form_model, json_or_form, multipart_schema, request_body, single_file
+from service.api.responses import errors
+from service.cache_keys import result_key
 from service.engine import Engine
-from service.errors import InvalidInputError
-from service.recommend import check_categories, complementary, item_filter, resolve_items, upload_category
-from service.schemas import ComplementaryOptions, ComplementaryRequest, ComplementaryResponse, QueryInfo
+from service.recommend import check_categories, complementary, resolve_items, upload_category
+from service.schemas import (
+    ComplementaryForm,
+    ComplementaryOptions,
+    ComplementaryRequest,
+    ComplementaryResponse,
+    QueryInfo,
+)
 from service.scoring import outfit_query_vector
-from service.uploads import embed_uploads, read_upload
+from service.uploads import embed_form_image
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
 
-_OPTION_FIELDS = {"k", "per_category", "categories", "exclude", "filters", "diversity"}
-MULTIPART_SCHEMA = {
-    "type": "object",
-    "required": ["image"],
-    "additionalProperties": False,
-    "properties": {
-        "image": binary_field("product photo (JPEG, PNG, WebP, GIF first frame)"),
-        "category": {"type": "string", "minLength": 1, "maxLength": 100,
-                     "description": "the photo's category; inferred from its nearest catalog items when absent"},
-        "k": {"type": "integer", "minimum": 1, "maximum": 100},
-        "per_category": {"type": "integer", "minimum": 1, "maximum": 50},
-        "categories": {"type": "array", "items": {"type": "string"}, "description": "repeated or comma-separated"},
-        "exclude": {"type": "array", "items": {"type": "string"}},
-        "filters": {"type": "string", "contentMediaType": "application/json",
-                    "description": 'business filters as a JSON object, e.g. {"price_max": 80, "in_stock": true}'},
-        "diversity": {"type": "number", "minimum": 0, "maximum": 1},
-    },
-}
+MULTIPART_SCHEMA = multipart_schema(
+    ComplementaryForm, {"image": binary_field("product photo (JPEG, PNG, WebP, GIF first frame)")}, ("image",)
+)
 
 
 def by_items(engine: Engine, req: ComplementaryRequest) -> ComplementaryResponse:
@@ -83,34 +65,22 @@ def by_image(
     response_model=ComplementaryResponse,
     openapi_extra=request_body(ComplementaryRequest, MULTIPART_SCHEMA),
     summary="Complementary items, grouped by category",
+    responses=errors(400, 404, 413, 415, 422, 503),
 )
 async def post_complementary(request: Request, state: StateDep, engine: EngineDep, cache: CacheDep) -> Response:
-    kind = media_type(request)
-    if kind == "application/json":
-        req = await parse_json(request, ComplementaryRequest)
+    body = await json_or_form(request, ComplementaryRequest)
+    if isinstance(body, ComplementaryRequest):
         return await cached_result(
             cache,
-            f"res:complementary:{engine.cache_scope}:{req.model_dump_json()}",
+            result_key("complementary", engine.cache_scope, body),
             ComplementaryResponse,
             ttl_s=state.settings.cache_result_ttl_s,
-            compute=lambda: engine.run(by_items, engine, req),
+            compute=lambda: engine.run(by_items, engine, body),
         )
-    if kind == "multipart/form-data":
-        form = await read_form(request)
-        unknown_fields(form, {"image", "category", *_OPTION_FIELDS})
-        files = form_files(form, "image")
-        if len(files) != 1:
-            raise InvalidInputError("send exactly one file in the 'image' field", field="image")
-        opts = form_options(form, ComplementaryOptions, scalars=("k", "per_category", "diversity"),
-                            lists=("categories", "exclude"), json_fields=("filters",))
-        category = form.get("category")
-        if category is not None and not isinstance(category, str):
-            raise InvalidInputError("'category' must be a text field", field="category")
-        if category:
-            check_categories(engine, [category])  # before paying for the embedding
-        item_filter(engine, opts.filters)  # likewise
-        upload = await read_upload(files[0], label="image", max_bytes=state.settings.max_upload_bytes)
-        vecs, cached = await embed_uploads([upload], engine=engine, cache=cache, limits=state.image_limits,
-                                           ttl_s=state.settings.cache_embedding_ttl_s)
-        return json_response(await engine.run(by_image, engine, vecs[0], category or None, opts, cached[0]))
-    raise unsupported(request, ("application/json", "multipart/form-data"))
+    form = form_model(body, ComplementaryForm, files={"image"})
+    file = single_file(body, "image")
+    if form.category:
+        check_categories(engine, [form.category])  # before paying for the embedding
+    opts = ComplementaryOptions.model_validate(form.model_dump(exclude={"category"}))
+    vec, cached = await embed_form_image(file, state=state, engine=engine, cache=cache)
+    return json_response(await engine.run(by_image, engine, vec, form.category, opts, cached))

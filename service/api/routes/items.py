@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse
 
 from service.api.deps import EngineDep
+from service.api.responses import errors
 from service.errors import ServiceError, UnknownItemsError
 from service.recommend import item_out, sample_category
 from service.schemas import CategoriesResponse, CategoryOut, FiltersResponse, ItemList, ItemOut
@@ -18,7 +19,8 @@ _IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"
                 ".gif": "image/gif", ".bmp": "image/bmp"}
 
 
-@router.get("/v1/items", response_model=ItemList, summary="Browse a category (a seeded, varied sample)")
+@router.get("/v1/items", response_model=ItemList, summary="Browse a category (a seeded, varied sample)",
+            responses=errors(422, 503))
 async def list_items(
     engine: EngineDep,
     category: Annotated[str, Query(min_length=1, max_length=100)],
@@ -29,12 +31,13 @@ async def list_items(
     return ItemList(category=category, seed=seed, items=items)
 
 
-@router.get("/v1/items/{item_id}", response_model=ItemOut, summary="One catalog item")
+@router.get("/v1/items/{item_id}", response_model=ItemOut, summary="One catalog item", responses=errors(404, 503))
 async def get_item(item_id: str, engine: EngineDep) -> ItemOut:
     return item_out(engine, item_id)
 
 
-@router.get("/v1/categories", response_model=CategoriesResponse, summary="Categories and their item counts")
+@router.get("/v1/categories", response_model=CategoriesResponse, summary="Categories and their item counts",
+            responses=errors(503))
 async def get_categories(engine: EngineDep) -> CategoriesResponse:
     cats = engine.index.categories()
     return CategoriesResponse(categories=[CategoryOut(name=c, count=n) for c, n in sorted(cats.items())])
@@ -48,7 +51,7 @@ async def get_filters(engine: EngineDep) -> FiltersResponse:
 
 
 @router.get("/images/{item_id}", response_class=FileResponse, summary="A catalog item's image",
-            responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "unknown item or no image"}})
+            responses={200: {"content": {"image/jpeg": {}}}, **errors(404, 503)})
 async def get_image(item_id: str, engine: EngineDep) -> FileResponse:
     # The path comes from the index for a known id, never from the request: no traversal is possible.
     if not engine.index.has(item_id):

@@ -6,11 +6,13 @@ import hmac
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.api.deps import StateDep
+from service.api.parsing import media_type, parse_json, unsupported
+from service.api.responses import errors
 from service.errors import AuthError, ServiceError
 from service.schemas import HealthResponse, ReadyResponse, ReloadRequest, ReloadResponse
 
@@ -51,15 +53,23 @@ def _check_key(state: StateDep, api_key: str | None) -> None:
 
 
 @router.post("/v1/admin/reload", response_model=ReloadResponse, summary="Load a newly published index/checkpoint",
-             responses={401: {"description": "no API key"}, 403: {"description": "wrong API key"}})
+             openapi_extra={"requestBody": {"required": False, "content": {
+                 "application/json": {"schema": ReloadRequest.model_json_schema()}}}},
+             responses=errors(400, 401, 403, 409, 415, 422))
 async def reload(
+    request: Request,
     state: StateDep,
-    body: ReloadRequest | None = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> ReloadResponse:
+    # The key is checked before the body is read: an anonymous client learns nothing about the body's rules.
     _check_key(state, x_api_key)
+    body = ReloadRequest()
+    if await request.body():
+        if media_type(request) not in ("application/json", ""):
+            raise unsupported(request, ("application/json",))
+        body = await parse_json(request, ReloadRequest)
     before = state.engine.describe(cache=state.cache.name) if state.engine else ReadyResponse(status="loading")
-    index = Path(body.index) if body and body.index else None
-    ckpt = Path(body.checkpoint) if body and body.checkpoint else None
+    index = Path(body.index) if body.index else None
+    ckpt = Path(body.checkpoint) if body.checkpoint else None
     _, engine = await state.reload(index=index, checkpoint=ckpt)
     return ReloadResponse(status="reloaded", previous=before, current=engine.describe(cache=state.cache.name))

@@ -7,22 +7,15 @@ from fastapi import APIRouter, Request, Response
 
 from service.api.cached import cached_result, json_response
 from service.api.deps import CacheDep, EngineDep, StateDep
-from service.api.parsing import (
-    binary_field,
-    form_files,
-    form_list,
-    media_type,
-    parse_json,
-    read_form,
-    request_body,
-    unknown_fields,
-    unsupported,
-)
+from service.api.parsing import binary_field, form_files, form_model, json_or_form, multipart_schema, request_body
+from service.api.responses import errors
+from service.cache_keys import result_key
 from service.engine import Engine
-from service.errors import InvalidInputError
+from service.errors import InvalidInputError, clip
 from service.recommend import item_categories, item_filter, lookup_vectors, record_out
 from service.schemas import (
     MAX_OUTFIT_ITEMS,
+    CompatibilityForm,
     CompatibilityRequest,
     CompatibilityResponse,
     FITBCandidate,
@@ -32,18 +25,13 @@ from service.schemas import (
     WeakestItem,
 )
 from service.scoring import rank_candidates, score_outfit
-from service.uploads import embed_uploads, read_upload
+from service.uploads import Upload, embed_uploads, read_upload
 
 router = APIRouter(prefix="/v1", tags=["outfits"])
 
-COMPAT_MULTIPART = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "item_ids": {"type": "array", "items": {"type": "string"}, "description": "repeated or comma-separated"},
-        "images": {"type": "array", "items": binary_field("an outfit item photo")},
-    },
-}
+COMPAT_MULTIPART = multipart_schema(
+    CompatibilityForm, {"images": {"type": "array", "items": binary_field("an outfit item photo")}}
+)
 
 
 def _compatibility(engine: Engine, members: list[OutfitMember], emb: np.ndarray) -> CompatibilityResponse:
@@ -80,7 +68,8 @@ def _fitb(engine: Engine, req: FITBRequest) -> FITBResponse:
     candidates = list(dict.fromkeys(req.candidates))
     overlap = sorted(set(candidates) & set(req.outfit))
     if overlap:
-        raise InvalidInputError(f"candidates {overlap} are already in the outfit", item_ids=overlap)
+        shown = [clip(i) for i in overlap[:20]]
+        raise InvalidInputError(f"candidates {shown} are already in the outfit", item_ids=shown)
     flt = item_filter(engine, req.filters)
     cand = lookup_vectors(engine, candidates)  # every candidate known, filtered out or not
     filtered_out: list[str] = []
@@ -102,6 +91,15 @@ def _fitb(engine: Engine, req: FITBRequest) -> FITBResponse:
                         model_version=engine.model_version)
 
 
+def _check_distinct_uploads(uploads: list[Upload]) -> None:
+    """The same photo twice is the same item twice: refused like repeated ids (docs/SERVICE.md)."""
+    first: dict[str, str] = {}
+    for u in uploads:
+        if (seen := first.setdefault(u.sha256, u.name)) != u.name:
+            raise InvalidInputError(f"{u.name} is the same image as {seen}; an outfit lists each item once",
+                                    field=u.name)
+
+
 def _check_size(n: int) -> None:
     if not 2 <= n <= MAX_OUTFIT_ITEMS:
         raise InvalidInputError(f"an outfit needs 2 to {MAX_OUTFIT_ITEMS} items; got {n}", count=n)
@@ -112,36 +110,34 @@ def _check_size(n: int) -> None:
     response_model=CompatibilityResponse,
     openapi_extra=request_body(CompatibilityRequest, COMPAT_MULTIPART),
     summary="Compatibility score of an outfit, its pairwise distances and its weakest item",
+    responses=errors(400, 404, 413, 415, 422, 503),
 )
 async def post_compatibility(request: Request, state: StateDep, engine: EngineDep, cache: CacheDep) -> Response:
-    kind = media_type(request)
-    if kind == "application/json":
-        req = await parse_json(request, CompatibilityRequest)
+    body = await json_or_form(request, CompatibilityRequest)
+    if isinstance(body, CompatibilityRequest):
         return await cached_result(
             cache,
-            f"res:compatibility:{engine.cache_scope}:{req.model_dump_json()}",
+            result_key("compatibility", engine.cache_scope, body),
             CompatibilityResponse,
             ttl_s=state.settings.cache_result_ttl_s,
-            compute=lambda: engine.run(_by_ids, engine, req.item_ids),
+            compute=lambda: engine.run(_by_ids, engine, body.item_ids),
         )
-    if kind == "multipart/form-data":
-        form = await read_form(request)
-        unknown_fields(form, {"item_ids", "images"})
-        ids = form_list(form, "item_ids") or []
-        files = form_files(form, "images")
-        _check_size(len(ids) + len(files))
-        uploads = [
-            await read_upload(f, label=f"images[{n}]", max_bytes=state.settings.max_upload_bytes)
-            for n, f in enumerate(files)
-        ]
-        if ids:
-            await engine.run(lookup_vectors, engine, ids)  # unknown ids fail before any upload is embedded
-        up_emb, _ = await embed_uploads(uploads, engine=engine, cache=cache, limits=state.image_limits,
-                                        ttl_s=state.settings.cache_embedding_ttl_s)
-        return json_response(await engine.run(_by_ids, engine, ids, up_emb))
-    raise unsupported(request, ("application/json", "multipart/form-data"))
+    ids = form_model(body, CompatibilityForm, files={"images"}).item_ids
+    files = form_files(body, "images")
+    _check_size(len(ids) + len(files))
+    uploads = [
+        await read_upload(f, label=f"images[{n}]", max_bytes=state.settings.max_upload_bytes)
+        for n, f in enumerate(files)
+    ]
+    _check_distinct_uploads(uploads)
+    if ids:
+        await engine.run(lookup_vectors, engine, ids)  # unknown ids fail before any upload is embedded
+    up_emb, _ = await embed_uploads(uploads, engine=engine, cache=cache, limits=state.image_limits,
+                                    gate=state.decode_gate, ttl_s=state.settings.cache_embedding_ttl_s)
+    return json_response(await engine.run(_by_ids, engine, ids, up_emb))
 
 
-@router.post("/fill-in-the-blank", response_model=FITBResponse, summary="Rank candidates to complete an outfit")
+@router.post("/fill-in-the-blank", response_model=FITBResponse, summary="Rank candidates to complete an outfit",
+             responses=errors(400, 404, 422, 503))
 async def post_fitb(req: FITBRequest, engine: EngineDep) -> FITBResponse:
     return await engine.run(_fitb, engine, req)
