@@ -84,8 +84,9 @@ def peak_rise(pid: int, action: Any) -> tuple[Any, float, float]:
     return out, time.perf_counter() - t0, (kb(pid, "VmHWM") - base) / 1024
 
 
-def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
+def start_redis(work: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:
+    """A private redis-server (no persistence) on `port` or a free one; never the machine's 6379."""
+    port = port or free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
                              "--dir", str(work)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     import redis

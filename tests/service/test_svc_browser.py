@@ -96,7 +96,11 @@ def test_upload_browse_build_outfit_and_score(
     Select(browser.find_element(By.ID, "browse-category")).select_by_value("shoes")
     browser.find_element(By.ID, "browse-btn").click()
     wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#browse-grid .card")))
-    browser.find_element(By.CSS_SELECTOR, "#browse-grid .card .add-btn").click()
+    # A browsed item not in the outfit yet (the page ignores adding one twice; a suggestion may be a shoe).
+    in_outfit = {c.get_attribute("data-id") for c in browser.find_elements(By.CSS_SELECTOR, "#outfit .card")}
+    fresh = [c for c in browser.find_elements(By.CSS_SELECTOR, "#browse-grid .card")
+             if c.get_attribute("data-id") not in in_outfit]
+    fresh[0].find_element(By.CSS_SELECTOR, ".add-btn").click()
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#outfit .card")) == 4)
     browser.find_element(By.ID, "outfit-btn").click()
     wait.until(lambda d: d.find_element(By.ID, "query-info").text.startswith("Query:"))

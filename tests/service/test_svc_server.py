@@ -14,6 +14,7 @@ import httpx
 import image_corpus
 import numpy as np
 import pytest
+from index_versions import publish_half
 from redis_support import count_prefix, delete_prefix, new_prefix, redis_or_skip
 from tcp_proxy import TcpProxy
 
@@ -131,22 +132,10 @@ def test_redis_caches_and_a_hung_redis_never_fails_a_request(redis_server: tuple
 
 
 def test_reload_swaps_index_while_serving(redis_server: tuple[Any, TcpProxy, str], index_copy: Path) -> None:
-    from index.layout import STORE_FILE
-    from index.reader import open_index
-    from index.store import ItemStore
-    from index.writer import IndexPolicy, build_content, write_version
-
     srv, _, _ = redis_server
     old = httpx.get(srv.url + "/readyz").json()
     # Publish a new version holding half of the items (the reader gives back their stored vectors).
-    idx = open_index(index_copy)
-    rows = list(ItemStore(idx.root / STORE_FILE).iter_all())
-    keep = [rec for _, rec, _ in rows][: len(rows) // 2]
-    vecs = idx.vectors([r.item_id for r in keep])
-    policy = IndexPolicy()
-    write_version(index_copy, build_content(keep, vecs, policy),
-                  identity={k: idx.manifest[k] for k in ("model_version", "checkpoint_sha256", "backend", "source")},
-                  policy=policy, operation="build")
+    keep = publish_half(index_copy)
     query = [keep[0].item_id]
     stop = threading.Event()
     statuses: list[int] = []

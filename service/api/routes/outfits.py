@@ -25,7 +25,7 @@ from service.schemas import (
     WeakestItem,
 )
 from service.scoring import rank_candidates, score_outfit
-from service.uploads import Upload, embed_uploads, read_upload
+from service.uploads import embed_uploads, read_upload
 
 router = APIRouter(prefix="/v1", tags=["outfits"])
 
@@ -91,15 +91,6 @@ def _fitb(engine: Engine, req: FITBRequest) -> FITBResponse:
                         model_version=engine.model_version)
 
 
-def _check_distinct_uploads(uploads: list[Upload]) -> None:
-    """The same photo twice is the same item twice: refused like repeated ids (docs/SERVICE.md)."""
-    first: dict[str, str] = {}
-    for u in uploads:
-        if (seen := first.setdefault(u.sha256, u.name)) != u.name:
-            raise InvalidInputError(f"{u.name} is the same image as {seen}; an outfit lists each item once",
-                                    field=u.name)
-
-
 def _check_size(n: int) -> None:
     if not 2 <= n <= MAX_OUTFIT_ITEMS:
         raise InvalidInputError(f"an outfit needs 2 to {MAX_OUTFIT_ITEMS} items; got {n}", count=n)
@@ -129,7 +120,6 @@ async def post_compatibility(request: Request, state: StateDep, engine: EngineDe
         await read_upload(f, label=f"images[{n}]", max_bytes=state.settings.max_upload_bytes)
         for n, f in enumerate(files)
     ]
-    _check_distinct_uploads(uploads)
     if ids:
         await engine.run(lookup_vectors, engine, ids)  # unknown ids fail before any upload is embedded
     up_emb, _ = await embed_uploads(uploads, engine=engine, cache=cache, limits=state.image_limits,

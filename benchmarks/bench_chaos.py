@@ -1,0 +1,190 @@
+"""Chaos under load (issue 12): mixed traffic through two uvicorn workers while Redis dies and versions change.
+
+    .venv/bin/python benchmarks/bench_chaos.py [--seconds 300] [--items 2000] [--clients 3]
+
+`outfit-compat serve --workers 2` over a synthetic-vector index, with a private `redis-server` on a free
+port (never the machine's 6379) and every worker watching the index root (OUTFIT_INDEX_WATCH_S=2). Client
+threads send a mix of photo uploads (`/v1/embed`, half of them repeats, so the cache matters), id queries
+(`/v1/complementary`) and outfit scores (`/v1/compatibility`) for `--seconds`. Meanwhile Redis is stopped
+and restarted twice, and two new index versions are published (the same ids plus new items, so every
+query stays valid). Recorded: requests, non-2xx by status (503 with Retry-After counted apart), connection
+errors, p50/p99 latency, the workers' summed RSS at start and end, and the versions the workers report.
+Writes benchmarks/results/bench_chaos.json. Goal: zero 5xx, zero connection errors, flat memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from bench_hardening import free_port, jpeg, kb, start_redis
+from serverutil import wait_ready
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results" / "bench_chaos.json"
+
+
+def publish(root: Path, ckpt: Path, n: int) -> None:
+    from embedder import read_model_card
+    from index.synthetic import synthetic_records, synthetic_vectors
+    from index.writer import IndexPolicy, build_content, write_version
+
+    card = read_model_card(ckpt)
+    identity = {"model_version": card.model_version, "checkpoint_sha256": card.weights_sha256,
+                "checkpoint_path": str(ckpt.resolve()), "backend": "torch",
+                "source": {"kind": "synthetic-vectors", "items": n, "seed": 0}}
+    content = build_content(synthetic_records(n, seed=0), synthetic_vectors(n, card.config.embed_dim, seed=0),
+                            IndexPolicy())
+    write_version(root, content, identity=identity, policy=IndexPolicy(), operation="build", build_seconds=0.0)
+
+
+def workers_rss_mb(pid: int) -> float:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(kb(int(c), "VmRSS") for c in children) / 1024
+
+
+class Load:
+    def __init__(self, url: str, ids: list[str], seed: int) -> None:
+        self.url, self.ids, self.rng = url, ids, random.Random(seed)
+        self.latencies: list[float] = []
+        self.statuses: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.stop = threading.Event()
+
+    def one(self, c: httpx.Client, n: int) -> httpx.Response:
+        kind = n % 3
+        if kind == 0:
+            shade = self.rng.randrange(40) if self.rng.random() < 0.5 else self.rng.randrange(40, 10**6)
+            photo = jpeg((80, 100), (shade % 256, (shade // 256) % 256, 90))
+            return c.post("/v1/embed", files={"image": ("p.jpg", photo, "image/jpeg")})
+        picks = self.rng.sample(self.ids, 3)
+        if kind == 1:
+            return c.post("/v1/complementary", json={"item_ids": picks[:1], "k": 10})
+        return c.post("/v1/compatibility", json={"item_ids": picks})
+
+    def run(self) -> None:
+        n = 0
+        with httpx.Client(base_url=self.url, timeout=60) as c:
+            while not self.stop.is_set():
+                n += 1
+                t0 = time.perf_counter()
+                try:
+                    r = self.one(c, n)
+                except httpx.HTTPError as e:
+                    self.errors[type(e).__name__] += 1
+                    continue
+                self.latencies.append(time.perf_counter() - t0)
+                label = str(r.status_code)
+                if r.status_code == 503 and r.headers.get("retry-after"):
+                    label = "503+Retry-After"
+                self.statuses[label] += 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=300)
+    ap.add_argument("--items", type=int, default=2000)
+    ap.add_argument("--clients", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+
+    from index.demo_step import random_init_checkpoint
+
+    result: dict[str, Any] = {"seconds": args.seconds, "items": args.items, "clients": args.clients,
+                              "load_average_start": os.getloadavg(), "events": []}
+    with tempfile.TemporaryDirectory(prefix="bench-chaos-") as tmp:
+        work = Path(tmp)
+        ckpt = random_init_checkpoint(work / "ckpt", seed=0)
+        index = work / "index"
+        publish(index, ckpt, args.items)
+        redis_proc, redis_port = start_redis(work)
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTFIT_") and k != "REDIS_URL"}
+        env.update({"OUTFIT_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "OUTFIT_INDEX_WATCH_S": "2",
+                    "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PYTHONPATH": str(ROOT)})
+        log = work / "server.log"
+        server = subprocess.Popen(
+            [sys.executable, "-m", "outfit_compat", "serve", "--index", str(index), "--checkpoint", str(ckpt),
+             "--port", str(port), "--workers", "2", "--log-level", "warning"],
+            env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(server, port, log, timeout_s=900)
+            time.sleep(5)  # the second worker
+            cats = [c["name"] for c in httpx.get(url + "/v1/categories").json()["categories"]]
+            ids = [it["id"] for c in cats
+                   for it in httpx.get(url + "/v1/items", params={"category": c, "limit": 20}).json()["items"]]
+            result["rss_start_mb"] = workers_rss_mb(server.pid)
+            loads = [Load(url, ids, seed) for seed in range(args.clients)]
+            threads = [threading.Thread(target=ld.run) for ld in loads]
+            t0 = time.monotonic()
+            for t in threads:
+                t.start()
+            s = args.seconds
+            plan = [(0.2 * s, "redis stop"), (0.3 * s, "redis start"), (0.45 * s, "publish"),
+                    (0.6 * s, "redis stop"), (0.7 * s, "redis start"), (0.8 * s, "publish")]
+            published = args.items
+            for at, event in plan:
+                time.sleep(max(0.0, at - (time.monotonic() - t0)))
+                if event == "redis stop":
+                    redis_proc.terminate()
+                    redis_proc.wait(10)
+                elif event == "redis start":
+                    redis_proc, _ = start_redis(work, redis_port)
+                else:
+                    published += 100
+                    publish(index, ckpt, published)
+                result["events"].append({"t_s": round(time.monotonic() - t0, 1), "event": event})
+            time.sleep(max(0.0, s - (time.monotonic() - t0)))
+            for ld in loads:
+                ld.stop.set()
+            for t in threads:
+                t.join()
+            result["rss_end_mb"] = workers_rss_mb(server.pid)
+            seen: dict[int, int] = {}
+            for _ in range(60):
+                body = httpx.get(url + "/readyz", headers={"Connection": "close"}).json()
+                seen[int(body["worker"])] = int(body["items"])
+            result["workers_items_at_end"] = seen
+            result["items_published_last"] = published
+        finally:
+            server.terminate()
+            try:
+                server.wait(60)
+            except subprocess.TimeoutExpired:  # workers still draining: the figures are taken already
+                os.killpg(server.pid, signal.SIGKILL)  # its own session: the workers go too
+                server.wait(10)
+            redis_proc.terminate()
+    lat = np.array([x for ld in loads for x in ld.latencies])
+    statuses: Counter[str] = sum((ld.statuses for ld in loads), Counter())
+    errors: Counter[str] = sum((ld.errors for ld in loads), Counter())
+    result.update({
+        "requests": int(sum(statuses.values()) + sum(errors.values())),
+        "statuses": dict(statuses), "connection_errors": dict(errors),
+        "server_errors_5xx": sum(n for k, n in statuses.items() if k.startswith("5") and k != "503+Retry-After"),
+        "p50_ms": float(np.percentile(lat, 50) * 1000) if len(lat) else None,
+        "p99_ms": float(np.percentile(lat, 99) * 1000) if len(lat) else None,
+        "load_average_end": os.getloadavg(),
+    })
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
