@@ -22,3 +22,16 @@ def publish_half(index_root: Path) -> list[Any]:
                   policy=policy, operation="build")
     idx.close()
     return keep
+
+
+def kept_item(index_root: Path) -> str:
+    """An item id that `publish_half` keeps (the first row): queries with it stay valid across the publish."""
+    from index.layout import STORE_FILE
+    from index.reader import open_index
+    from index.store import ItemStore
+
+    idx = open_index(index_root)
+    try:
+        return next(iter(ItemStore(idx.root / STORE_FILE).iter_all()))[1].item_id
+    finally:
+        idx.close()
