@@ -15,6 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
+from embedder.files import fsync_path
 from index.errors import IndexArtifactError
 
 MANIFEST_FILE = "manifest.json"
@@ -71,7 +72,7 @@ def publish(root: Path, staged: Path, version: str, *, keep: int = 3) -> Path:
     tmp_link = root / f".{CURRENT_LINK}.{secrets.token_hex(4)}"
     os.symlink(Path(VERSIONS_DIR) / version, tmp_link)
     os.replace(tmp_link, root / CURRENT_LINK)
-    _fsync_dir(root)
+    fsync_path(root)
     prune_versions(root, keep=keep)
     return final
 
@@ -95,10 +96,3 @@ def prune_versions(root: Path, *, keep: int) -> list[str]:
             removed.append(name)
     return removed
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
