@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+# `tests` folders, one pytest process each (see the test target).
+TEST_GROUPS := tests/catalog+tests/docker tests/embedder tests/index tests/service tests/training
+
 .PHONY: browser-deps bench-deps setup demo test test-slow lint bench clean
 
 $(STAMP): pyproject.toml
@@ -20,7 +23,10 @@ demo: $(STAMP)
 test: $(STAMP) browser-deps bench-deps
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	@# One pytest process per group: the whole suite in one process has died with SIGSEGV inside the
+	@# interpreter (frame push) after the native runtimes (torch, ONNX Runtime, OpenVINO, FAISS) of many
+	@# folders were loaded; each group passes on its own. Root cause open (README, "Tests").
+	@for g in $(TEST_GROUPS); do echo "== pytest $$g"; $(BIN)/python -m pytest $$(echo $$g | tr + ' ') || exit 1; done
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
