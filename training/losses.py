@@ -1,4 +1,4 @@
-"""The three loss terms as small classes; collaborators (distance, matcher) come in the constructor.
+"""The three loss terms as small classes; the distance comes in the constructor.
 
 All take L2-normalised embeddings: margin 0.4 is a distance on the unit sphere.
 """
@@ -10,10 +10,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from training.matching import PseudoTripletIndices, match_pseudo_triplets
-
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Matcher = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], PseudoTripletIndices]
 
 
 def euclidean(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -58,17 +55,14 @@ class SelfSupervisedLoss(nn.Module):
 
 
 class PseudoTripletLoss(nn.Module):
-    """L_pseudo: the triplet loss on (Ã, P̃, Ñ), the unlabeled nearest neighbours of (A, P, N)."""
+    """L_pseudo: the triplet loss on (Ã, P̃, Ñ), the unlabeled nearest neighbours of (A, P, N).
 
-    def __init__(self, *, triplet: TripletMarginLoss, matcher: Matcher = match_pseudo_triplets) -> None:
+    Finding them is `training.matching.match_with_options` (called by the Objective, which owns the teacher,
+    queue and category codes the options need)."""
+
+    def __init__(self, *, triplet: TripletMarginLoss) -> None:
         super().__init__()
         self.triplet = triplet
-        self.matcher = matcher
-
-    def match(
-        self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, unlabeled: torch.Tensor
-    ) -> PseudoTripletIndices:
-        return self.matcher(anchor, positive, negative, unlabeled)
 
     def forward(
         self, pseudo_anchor: torch.Tensor, pseudo_positive: torch.Tensor, pseudo_negative: torch.Tensor

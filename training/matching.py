@@ -2,6 +2,8 @@
 
 For each labeled triplet (A, P, N) the unlabeled images nearest to A, P and N in the current embedding
 space form (Ã, P̃, Ñ). Matching runs on detached embeddings every step; argmin has no gradient anyway.
+`match_with_options` is the one matching path: with its defaults it is the paper's plain nearest neighbour,
+and TrainConfig's options (category-aware search, acceptance filters) are its keyword arguments.
 """
 
 from __future__ import annotations
@@ -25,33 +27,6 @@ class PseudoTripletIndices(NamedTuple):
         allrows = torch.cat([self.anchor, self.positive, self.negative])
         rows, inverse = torch.unique(allrows, return_inverse=True)
         return rows, inverse
-
-
-@torch.no_grad()
-def nearest_neighbors(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-    """Index of the Euclidean-nearest key for every query: (Q, d), (K, d) -> (Q,) int64."""
-    if queries.dim() != 2 or keys.dim() != 2 or queries.shape[1] != keys.shape[1]:
-        raise ValueError(f"need (Q, d) queries and (K, d) keys, got {tuple(queries.shape)} and {tuple(keys.shape)}")
-    if keys.shape[0] == 0:
-        raise ValueError("cannot match against an empty unlabeled batch")
-    q = queries.float()
-    k = keys.float()
-    # |q - k|² = |q|² - 2 q·k + |k|²; |q|² does not change the argmin over keys.
-    d2 = (k * k).sum(dim=1)[None, :] - 2.0 * q @ k.T
-    return torch.argmin(d2, dim=1)
-
-
-def match_pseudo_triplets(
-    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, unlabeled: torch.Tensor
-) -> PseudoTripletIndices:
-    """(B, d) triplet embeddings and (U, d) unlabeled embeddings -> matched unlabeled rows per role."""
-    return PseudoTripletIndices(
-        nearest_neighbors(anchor.detach(), unlabeled.detach()),
-        nearest_neighbors(positive.detach(), unlabeled.detach()),
-        nearest_neighbors(negative.detach(), unlabeled.detach()),
-    )
-
-
 
 
 class MatchResult(NamedTuple):
@@ -96,6 +71,9 @@ def match_with_options(
     A, P, N (category-aware matching when given with `key_cats`)."""
     if acceptance not in ACCEPTANCE:
         raise ValueError(f"acceptance must be one of {ACCEPTANCE}, not {acceptance!r}")
+    for x in (anchor, positive, negative):
+        if x.dim() != 2 or keys.dim() != 2 or x.shape[1] != keys.shape[1]:
+            raise ValueError(f"need (Q, d) queries and (K, d) keys, got {tuple(x.shape)} and {tuple(keys.shape)}")
     if keys.shape[0] == 0:
         raise ValueError("cannot match against an empty unlabeled batch")
     out = [

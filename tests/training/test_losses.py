@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from training.losses import PseudoTripletLoss, SelfSupervisedLoss, TripletMarginLoss
-from training.matching import PseudoTripletIndices, match_pseudo_triplets
+from training.matching import match_with_options
 
 TOL = 1e-5
 
@@ -64,7 +64,7 @@ def test_pseudo_loss_matches_naive_nearest_neighbour_triplets() -> None:
     a, p, n = unit(6, 8, 20), unit(6, 8, 21), unit(6, 8, 22)
     unl = unit(40, 8, 23)
     loss = PseudoTripletLoss(triplet=TripletMarginLoss(margin=0.4))
-    idx = loss.match(a, p, n, unl)
+    idx = match_with_options(a, p, n, unl).indices
     got = float(loss(unl[idx.anchor], unl[idx.positive], unl[idx.negative]))
 
     def nearest(q: torch.Tensor) -> int:
@@ -74,20 +74,3 @@ def test_pseudo_loss_matches_naive_nearest_neighbour_triplets() -> None:
     pp = torch.stack([unl[nearest(q)] for q in p])
     pn = torch.stack([unl[nearest(q)] for q in n])
     assert got == pytest.approx(naive_triplet(pa, pp, pn, 0.4), abs=TOL)
-
-
-def test_pseudo_loss_matches_with_the_matcher_it_is_given() -> None:
-    """The matcher is a collaborator: an injected one replaces the nearest-neighbour default."""
-    a, p, n = unit(6, 8, 20), unit(6, 8, 21), unit(6, 8, 22)
-    unl = unit(40, 8, 23)
-    seen: list[int] = []
-
-    def first_five(a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, u: torch.Tensor) -> PseudoTripletIndices:
-        seen.append(len(u))
-        return match_pseudo_triplets(a, p, n, u[:5])  # only the first five unlabeled items can be matched
-
-    idx = PseudoTripletLoss(triplet=TripletMarginLoss(margin=0.4), matcher=first_five).match(a, p, n, unl)
-    assert seen == [40]
-    assert all(int(t.max()) < 5 for t in (idx.anchor, idx.positive, idx.negative))
-    default = PseudoTripletLoss(triplet=TripletMarginLoss(margin=0.4)).match(a, p, n, unl)
-    assert any(int(t.max()) >= 5 for t in (default.anchor, default.positive, default.negative))

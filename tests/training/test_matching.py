@@ -3,7 +3,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.matching import match_pseudo_triplets, nearest_neighbors
+from training.matching import PseudoTripletIndices, match_with_options
+
+
+def nearest(q: torch.Tensor, k: torch.Tensor) -> list[int]:
+    """The default (paper) matching of one role, through the one matching path."""
+    return match_with_options(q, q, q, k).indices.anchor.tolist()
+
+
+def match_plain(a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, u: torch.Tensor) -> PseudoTripletIndices:
+    return match_with_options(a, p, n, u).indices
 
 
 def brute_force(q: torch.Tensor, k: torch.Tensor) -> list[int]:
@@ -11,22 +20,22 @@ def brute_force(q: torch.Tensor, k: torch.Tensor) -> list[int]:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_nearest_neighbors_equal_brute_force(seed: int) -> None:
+def test_default_matching_equals_brute_force(seed: int) -> None:
     g = torch.Generator().manual_seed(seed)
     q, k = torch.randn(25, 16, generator=g), torch.randn(70, 16, generator=g) * 2
-    assert nearest_neighbors(q, k).tolist() == brute_force(q, k)
+    assert nearest(q, k) == brute_force(q, k)
 
 
 def test_nearest_neighbor_of_a_key_is_itself() -> None:
     k = torch.randn(30, 5, generator=torch.Generator().manual_seed(3))
-    assert nearest_neighbors(k[[4, 9, 0]], k).tolist() == [4, 9, 0]
+    assert nearest(k[[4, 9, 0]], k) == [4, 9, 0]
 
 
 def test_matching_roles_and_unique_rows_reconstruct() -> None:
     g = torch.Generator().manual_seed(4)
     a_, p_, n_ = (torch.randn(8, 6, generator=g) for _ in range(3))
     u = torch.randn(20, 6, generator=g)
-    idx = match_pseudo_triplets(a_, p_, n_, u)
+    idx = match_plain(a_, p_, n_, u)
     assert idx.anchor.tolist() == brute_force(a_, u)
     assert idx.negative.tolist() == brute_force(n_, u)
     rows, inverse = idx.unique()
@@ -36,6 +45,6 @@ def test_matching_roles_and_unique_rows_reconstruct() -> None:
 
 def test_matching_rejects_bad_shapes() -> None:
     with pytest.raises(ValueError, match="empty unlabeled batch"):
-        nearest_neighbors(torch.zeros(2, 3), torch.zeros(0, 3))
+        match_plain(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(0, 3))
     with pytest.raises(ValueError, match=r"\(Q, d\)"):
-        nearest_neighbors(torch.zeros(2, 3), torch.zeros(4, 5))
+        match_plain(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(4, 5))
