@@ -59,12 +59,17 @@ def _spread(r: dict[str, Any]) -> str:
     return f"{s['mean_cosine']:.2f} / {s['effective_rank']:.1f}{flag}"
 
 
-def cpu_preset_section(state: dict[str, Any]) -> list[str]:
-    lines = ["Command: `outfit-compat train --preset cpu --data ../shared/data/mango-outfits --kind KIND --seed S` "
-             "(grid `cpu-preset`). Targets (every seed): nondisjoint FITB ≥ 58 % and AUC ≥ 0.95; disjoint FITB ≥ "
-             "56 % and AUC ≥ 0.80.", ""]
+SEEDS = (0, 1, 2)
+
+
+def cpu_preset_section(state: dict[str, Any], label: str = "cpu preset") -> list[str]:
+    lines = [f"Grid `{state.get('grid', 'cpu-preset')}`: {state.get('about', '')}. Command for one run: "
+             "`outfit-compat train --preset cpu --data ../shared/data/mango-outfits --kind KIND --seed S`. "
+             "Targets (every seed): nondisjoint FITB ≥ 58 % and AUC ≥ 0.95; disjoint FITB ≥ 56 % and AUC ≥ 0.80.",
+             ""]
     for kind in ("nondisjoint", "disjoint"):
         runs = sorted((r for r in state["runs"] if r["kind"] == kind), key=lambda r: r["seed"])
+        missing = [s for s in SEEDS if s not in {r["seed"] for r in runs}]
         t = TARGETS[kind]
         lines += [f"### {kind}", "", "| run | seed | FITB | AUC | meets target | mean cosine / effective rank | "
                   "steps | min | load avg |", "|---|---|---|---|---|---|---|---|---|"]
@@ -74,7 +79,7 @@ def cpu_preset_section(state: dict[str, Any]) -> list[str]:
                                   if r["test"]["fitb"] < t["fitb"] else "",
                                   f"AUC {r['test']['auc'] - t['auc']:+.3f}" if r["test"]["auc"] < t["auc"] else ""]
             verdict = "yes" if ok else "no (" + ", ".join(m for m in miss if m) + ")"
-            lines.append(f"| cpu preset | {r['seed']} | {_pct(r['test']['fitb'])} | {r['test']['auc']:.3f} | "
+            lines.append(f"| {label} | {r['seed']} | {_pct(r['test']['fitb'])} | {r['test']['auc']:.3f} | "
                          f"{verdict} | {_spread(r)} | {r['steps']} | {_minutes(r)} | {_load_avg(r)} |")
         for label, m in _baselines(state, kind):
             lines.append(f"| {label} | – | {_pct(m['fitb'])} | {m['auc']:.3f} | – | – | – | – | – |")
@@ -83,7 +88,25 @@ def cpu_preset_section(state: dict[str, Any]) -> list[str]:
             lines += ["", f"{met} of {len(runs)} seeds meet both targets; mean FITB "
                       f"{_mean_sd([r['test']['fitb'] for r in runs], True)}, AUC "
                       f"{_mean_sd([r['test']['auc'] for r in runs], False)}."]
+        if missing:
+            lines += ["", f"Seeds not run (CPU time): {', '.join(map(str, missing))}."]
         lines.append("")
+    return lines
+
+
+def steps_comparison(current: dict[str, Any], previous: dict[str, Any]) -> list[str]:
+    """Mean test FITB/AUC of the shipped preset next to the previous (shorter) one, per split, same seeds."""
+    lines = ["| split | seeds | previous FITB | shipped FITB | previous AUC | shipped AUC |",
+             "|---|---|---|---|---|---|"]
+    for kind in ("nondisjoint", "disjoint"):
+        cur = {r["seed"]: r for r in current["runs"] if r["kind"] == kind}
+        prev = {r["seed"]: r for r in previous["runs"] if r["kind"] == kind}
+        both = sorted(set(cur) & set(prev))
+        if not both:
+            continue
+        cells = [_mean_sd([runs[s]["test"][key] for s in both], key == "fitb")
+                 for key in ("fitb", "auc") for runs in (prev, cur)]
+        lines.append(f"| {kind} | {', '.join(map(str, both))} | {' | '.join(cells)} |")
     return lines
 
 
@@ -218,6 +241,12 @@ def render(results_dir: Path = RESULTS) -> str:
     preset_runs = _load(results_dir / "cpu-preset.json")
     doc += ["## 1. The cpu preset on Mango", ""]
     doc += cpu_preset_section(preset_runs) if preset_runs else ["Not run yet."]
+    previous = _load(results_dir / "cpu-preset-300steps.json")
+    if previous:
+        doc += ["### The previous preset (300 steps)", "", *cpu_preset_section(previous, "300-step preset")]
+        if preset_runs:
+            doc += ["### What the longer schedule buys (same seeds)", "", *steps_comparison(preset_runs, previous),
+                    ""]
     sweep = _load(results_dir / "cpu-preset-sweep.json")
     doc += ["", "## 2. How the preset was chosen", ""]
     doc += sweep_section(sweep) if sweep else ["Not run yet."]

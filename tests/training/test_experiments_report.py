@@ -94,3 +94,26 @@ def test_named_grids_are_well_formed() -> None:
         with pytest.raises(KeyError):
             grid.cell("nope")
     assert GRIDS["cpu-preset"].seeds == (0, 1, 2)
+
+
+def _preset_state(grid: str, fitb: dict[tuple[str, int], float]) -> dict[str, object]:
+    runs = [{"kind": k, "seed": s, "cell": "cpu", "test": {"fitb": f, "auc": 0.96 if k == "nondisjoint" else 0.81},
+             "steps": 600, "seconds": 60.0, "spread": {"mean_cosine": 0.3, "effective_rank": 20.0, "collapsed": False}}
+            for (k, s), f in fitb.items()]
+    return {"grid": grid, "about": grid, "runs": runs, "baselines": {}}
+
+
+def test_preset_section_reports_misses_missing_seeds_and_the_step_comparison(tmp_path: Path) -> None:
+    """Rendering only: the verdict per seed, the seeds not run, and both presets' means over shared seeds."""
+    (tmp_path / "cpu-preset.json").write_text(json.dumps(_preset_state("cpu-preset", {
+        ("nondisjoint", 0): 0.60, ("nondisjoint", 1): 0.57, ("disjoint", 0): 0.55})))
+    (tmp_path / "cpu-preset-300steps.json").write_text(json.dumps(_preset_state("cpu-preset-300steps", {
+        ("nondisjoint", 0): 0.585, ("nondisjoint", 1): 0.557, ("nondisjoint", 2): 0.555, ("disjoint", 0): 0.537})))
+    doc = write_report(tmp_path / "RESULTS.md", tmp_path).read_text()
+    assert "| cpu preset | 0 | 60.0% | 0.960 | yes |" in doc
+    assert "| cpu preset | 1 | 57.0% | 0.960 | no (FITB -1.0 pt) |" in doc
+    assert "| cpu preset | 0 | 55.0% | 0.810 | no (FITB -1.0 pt) |" in doc  # disjoint: 56 % target
+    assert "Seeds not run (CPU time): 2." in doc and "Seeds not run (CPU time): 1, 2." in doc
+    assert "| 300-step preset | 2 | 55.5% |" in doc
+    assert "| nondisjoint | 0, 1 | 57.1 ± 2.0% | 58.5 ± 2.1% |" in doc
+    assert "| disjoint | 0 | 53.7% | 55.0% |" in doc
