@@ -32,7 +32,7 @@ from embedder import EmbedderConfig, build_embedder, save_checkpoint  # noqa: E4
 from embedder.backend import EmbeddingBackend, load_backend  # noqa: E402
 from embedder.files import write_atomic  # noqa: E402
 from embedder.image_io import load_image_file  # noqa: E402
-from embedder.preprocess import normalize_array, resize_square  # noqa: E402
+from embedder.preprocess import to_model_input  # noqa: E402
 from index.embed_job import EmbedJobConfig, embed_catalog  # noqa: E402
 from index.sources import load_source  # noqa: E402
 
@@ -57,7 +57,7 @@ def bench_catalog(
     name: str, items: list[Any], backend: EmbeddingBackend, args: argparse.Namespace, work: Path
 ) -> dict[str, Any]:
     cfg = backend.preprocess
-    arrays = [normalize_array(np.asarray(resize_square(load_image_file(it.image), cfg)), cfg) for it in items]
+    arrays = [to_model_input(load_image_file(it.image), cfg) for it in items]
     batches = [np.stack(arrays[s : s + args.batch_size]) for s in range(0, len(arrays), args.batch_size)]
     alone_items_per_second(backend, batches[:2])  # warm-up (allocator, oneDNN primitives)
     out: dict[str, Any] = {"catalog": name, "items": len(items), "by_workers": []}

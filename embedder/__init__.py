@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "build_embedder": "embedder.model",
     "preprocess_batch": "embedder.preprocess",
     "preprocess_image": "embedder.preprocess",
+    "to_model_input": "embedder.preprocess",
 }
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "preprocess_image",
     "read_model_card",
     "save_checkpoint",
+    "to_model_input",
 ]
 
 if TYPE_CHECKING:
@@ -53,7 +55,7 @@ if TYPE_CHECKING:
     from embedder.config import EmbedderConfig, PreprocessConfig
     from embedder.image_io import ImageDecodeError, ImageLimits, decode_image, load_image_file
     from embedder.model import BackboneWeightsError, Embedder, build_embedder
-    from embedder.preprocess import preprocess_batch, preprocess_image
+    from embedder.preprocess import preprocess_batch, preprocess_image, to_model_input
 
 
 def __getattr__(name: str) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +23,7 @@ from embedder.backend_family import BACKENDS
 from embedder.checkpoint import ModelCard, load_embedder
 from embedder.config import PreprocessConfig
 from embedder.model import Embedder
-from embedder.preprocess import normalize_array, preprocess_batch, resize_square
+from embedder.preprocess import inputs_of, to_model_input
 
 ONNX_VARIANT: dict[str, str] = {"onnx": "fp32", "onnx-int8": "int8", "openvino": "fp32", "openvino-int8": "int8"}
 FP32_OF: dict[str, str] = {"onnx-int8": "onnx", "openvino-int8": "openvino"}
@@ -58,10 +58,27 @@ class TorchBackend:
     def preprocess(self) -> PreprocessConfig:
         return self.card.config.preprocess
 
-    @torch.inference_mode()
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-        return self.model(x, normalize=True).float().cpu().numpy()
+        return torch_embed_batch(self.model, batch, device=self.device)
+
+
+@torch.inference_mode()
+def torch_embed_batch(model: Embedder, batch: np.ndarray, *, device: torch.device | None = None) -> np.ndarray:
+    """The one torch forward for a preprocessed batch: (N, 3, S, S) -> (N, d) L2-normalised float32.
+
+    Used by TorchBackend and by training's evaluation (which passes its model in eval mode).
+    """
+    device = device or next(model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
+    out: np.ndarray = model(x, normalize=True).float().cpu().numpy()
+    return out
+
+
+def embed_batches(embed_batch: Callable[[np.ndarray], np.ndarray], batches: Iterable[np.ndarray], dim: int
+                  ) -> np.ndarray:
+    """Each preprocessed batch through one backend call, rows stacked: (N, dim), (0, dim) for no batches."""
+    out = [embed_batch(b) for b in batches]
+    return np.concatenate(out) if out else np.zeros((0, dim), dtype=np.float32)
 
 
 def as_model_batch(batch: np.ndarray, size: int) -> np.ndarray:
@@ -143,20 +160,13 @@ def openvino_compiled(path: Path, *, threads: int | None = None) -> Any:
 
 def embed_one(backend: EmbeddingBackend, image: Image.Image) -> np.ndarray:
     """The upload fast path: one RGB PIL image -> (d,) normalised embedding, no torch tensors involved."""
-    cfg = backend.preprocess
-    x = normalize_array(np.asarray(resize_square(image, cfg))[None], cfg)
-    return backend.embed_batch(x)[0]
+    return backend.embed_batch(to_model_input(image, backend.preprocess)[None])[0]
 
 
 def embed_pil(backend: EmbeddingBackend, images: Sequence[Image.Image], *, batch_size: int = 64) -> np.ndarray:
     """RGB PIL images -> (N, d) normalised embeddings through any backend."""
-    out = [
-        backend.embed_batch(preprocess_batch(images[s : s + batch_size], backend.preprocess).numpy())
-        for s in range(0, len(images), batch_size)
-    ]
-    if not out:
-        return np.zeros((0, backend.card.config.embed_dim), dtype=np.float32)
-    return np.concatenate(out)
+    batches = (inputs_of(images[s : s + batch_size], backend.preprocess) for s in range(0, len(images), batch_size))
+    return embed_batches(backend.embed_batch, batches, backend.card.config.embed_dim)
 
 
 def load_backend(

@@ -1,14 +1,22 @@
-"""The one preprocessing path from an RGB PIL image to a normalised model input tensor."""
+"""The one preprocessing path from an RGB PIL image to a normalised model input: `to_model_input`.
+
+Every consumer (index job, service uploads, int8 export, backends) calls `to_model_input` (or the torch
+wrappers below, which call it); training caches `resize_square`'s uint8 output and applies
+`normalize_array` after its augmentations, the same two steps split at the cache. Torch-free at import.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from embedder.config import PreprocessConfig
+
+if TYPE_CHECKING:
+    import torch
 
 
 def pad_to_square(img: Image.Image, fill: tuple[int, int, int], side: int | None = None) -> Image.Image:
@@ -50,14 +58,28 @@ def normalize_array(arr: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(out, -1, -3))
 
 
+def to_model_input(img: Image.Image, cfg: PreprocessConfig) -> np.ndarray:
+    """One PIL image -> (3, S, S) float32 model input: resize, pad to a square, normalise."""
+    return normalize_array(np.asarray(resize_square(img, cfg)), cfg)
+
+
+def inputs_of(images: Sequence[Image.Image], cfg: PreprocessConfig) -> np.ndarray:
+    """PIL images -> (N, 3, S, S) float32 model inputs; row k is `to_model_input(images[k])` bit for bit
+    (the normalisation is elementwise), normalised in one pass over the stacked uint8 images."""
+    if not images:
+        raise ValueError("preprocessing needs at least one image")
+    return normalize_array(np.stack([np.asarray(resize_square(im, cfg)) for im in images]), cfg)
+
+
 def preprocess_image(img: Image.Image, cfg: PreprocessConfig) -> torch.Tensor:
     """One RGB PIL image -> (3, S, S) float tensor."""
-    return torch.from_numpy(normalize_array(np.asarray(resize_square(img, cfg)), cfg))
+    import torch  # here, not at import: the service's upload path needs only numpy
+
+    return torch.from_numpy(to_model_input(img, cfg))
 
 
 def preprocess_batch(images: Sequence[Image.Image], cfg: PreprocessConfig) -> torch.Tensor:
     """RGB PIL images -> (N, 3, S, S) float tensor."""
-    if not images:
-        raise ValueError("preprocess_batch needs at least one image")
-    stacked = np.stack([np.asarray(resize_square(im, cfg)) for im in images])
-    return torch.from_numpy(normalize_array(stacked, cfg))
+    import torch
+
+    return torch.from_numpy(inputs_of(images, cfg))

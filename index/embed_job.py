@@ -24,7 +24,7 @@ from embedder.backend import EmbeddingBackend
 from embedder.config import PreprocessConfig
 from embedder.files import atomic_path, write_atomic
 from embedder.image_io import ImageDecodeError, ImageLimits, load_image_file
-from embedder.preprocess import normalize_array, resize_square
+from embedder.preprocess import to_model_input
 from index.errors import IndexBuildError
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class CatalogImages(Dataset[Sample]):
             img = load_image_file(item.image, self.limits)
         except ImageDecodeError as e:
             return i, None, e.code, str(e)
-        return i, normalize_array(np.asarray(resize_square(img, self.cfg)), self.cfg), "", ""
+        return i, to_model_input(img, self.cfg), "", ""
 
 
 Batch = tuple[list[int], torch.Tensor | None, list[tuple[int, str, str]]]

@@ -25,7 +25,7 @@ from starlette.datastructures import UploadFile
 
 from embedder.config import PreprocessConfig
 from embedder.image_io import ImageDecodeError, ImageLimits, decode_image, decoded_pixels
-from embedder.preprocess import normalize_array, resize_square
+from embedder.preprocess import to_model_input
 from service.cache import MeteredCache
 from service.cache_keys import embedding_key
 from service.engine import Engine
@@ -91,7 +91,7 @@ def decode_to_input(upload: Upload, *, limits: ImageLimits, preprocess: Preproce
                 f"{upload.name}: {e}", code=f"image_{e.code}", status=_STATUS_BY_CODE.get(e.code, 422),
                 field=upload.name,
             ) from e
-        return normalize_array(np.asarray(resize_square(img, preprocess)), preprocess)
+        return to_model_input(img, preprocess)
 
 
 def _embedding_of(raw: bytes, dim: int) -> np.ndarray | None:

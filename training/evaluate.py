@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from catalog.polyvore import PolyvoreDataset
+from embedder.backend import embed_batches, torch_embed_batch
 from embedder.files import atomic_path
 from embedder.model import Embedder
-from training.data import ImageStore, to_input
+from embedder.preprocess import normalize_array
+from training.data import ImageStore
 from training.metrics import evaluate_split, random_baseline
 
 FEATURES: tuple[str, ...] = ("checkpoint", "colorhist", "random")
@@ -31,22 +34,19 @@ def data_fingerprint(root: Path | str, kind: str) -> str:
     return h.hexdigest()
 
 
-@torch.inference_mode()
 def embed_items(
     model: Embedder, store: ImageStore, ids: Sequence[str], *, batch_size: int = 128, device: torch.device | None = None
 ) -> np.ndarray:
-    """(N, d) L2-normalised float32 embeddings of cached images; the model is put in eval mode."""
+    """(N, d) L2-normalised float32 embeddings of cached images through the torch backend's batch call; the
+    model runs in eval mode and gets its mode back."""
     was_training = model.training
     model.eval()
-    device = device or next(model.parameters()).device
-    out: list[np.ndarray] = []
-    for s in range(0, len(ids), batch_size):
-        x = to_input(store.batch(ids[s : s + batch_size]), store.cfg).to(device)
-        out.append(model(x, normalize=True).float().cpu().numpy())
-    model.train(was_training)
-    if not out:
-        return np.zeros((0, model.config.embed_dim), dtype=np.float32)
-    return np.concatenate(out)
+    try:
+        batches = (normalize_array(store.batch(ids[s : s + batch_size]), store.cfg)
+                   for s in range(0, len(ids), batch_size))
+        return embed_batches(partial(torch_embed_batch, model, device=device), batches, model.config.embed_dim)
+    finally:
+        model.train(was_training)
 
 
 def colorhist_embeddings(ds: PolyvoreDataset, ids: Sequence[str]) -> np.ndarray:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from embedder.config import PreprocessConfig
 from embedder.image_io import ImageDecodeError, ImageLimits, decode_image, decoded_pixels
-from embedder.preprocess import normalize_array, resize_square
+from embedder.preprocess import to_model_input
 
 pytestmark = pytest.mark.slow
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
@@ -65,5 +65,5 @@ def test_decoding_fails_only_with_image_decode_errors(data: bytes) -> None:
     assert img.mode == "RGB" and img.width * img.height <= LIMITS.max_pixels
     assert max(img.size) <= LIMITS.max_side
     cfg = PreprocessConfig(image_size=32)
-    x = normalize_array(np.asarray(resize_square(img, cfg)), cfg)
+    x = to_model_input(img, cfg)
     assert x.shape == (3, 32, 32) and np.isfinite(x).all()

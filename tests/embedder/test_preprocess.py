@@ -38,6 +38,24 @@ def test_batch_equals_single() -> None:
         assert torch.allclose(batch[i], preprocess_image(im, cfg))
 
 
+def test_every_entry_point_is_the_same_model_input_bit_for_bit() -> None:
+    """Uploads and the index job call to_model_input, the int8 export and backends inputs_of, torch callers the
+    tensor wrappers: one set of numbers, and the same as the two cached training steps (resize, normalise)."""
+    from embedder.preprocess import inputs_of, normalize_array, resize_square, to_model_input
+
+    cfg = PreprocessConfig(image_size=24)
+    rng = np.random.default_rng(0)
+    imgs = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((30, 50), (64, 17), (24, 24))]
+    many = inputs_of(imgs, cfg)
+    assert many.dtype == np.float32 and many.shape == (3, 3, 24, 24)
+    for k, im in enumerate(imgs):
+        one = to_model_input(im, cfg)
+        np.testing.assert_array_equal(one, many[k])
+        np.testing.assert_array_equal(one, preprocess_image(im, cfg).numpy())
+        np.testing.assert_array_equal(one, normalize_array(np.asarray(resize_square(im, cfg)), cfg))
+    np.testing.assert_array_equal(preprocess_batch(imgs, cfg).numpy(), many)
+
+
 def test_colour_histogram_ignores_white_background() -> None:
     red_small = Image.new("RGB", (64, 64), (255, 255, 255))
     red_small.paste(Image.new("RGB", (10, 10), (200, 0, 0)), (0, 0))
