@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from inference_parity import parity_report  # noqa: E402
 
+from catalog.photo_sample import int8_photos  # noqa: E402
 from embedder import (  # noqa: E402
     EmbedderConfig,
     PreprocessConfig,
@@ -156,7 +157,7 @@ def torch_variants(ckpt: Path) -> dict[str, Runner]:
     with torch.no_grad():
         frozen = torch.jit.optimize_for_inference(torch.jit.trace(eager, torch.zeros(1, 3, size, size)))
     cl_model, _ = load_embedder(ckpt)
-    cl = NormalizedEmbedder(cl_model.to(memory_format=torch.channels_last)).eval()  # type: ignore[call-overload]
+    cl = NormalizedEmbedder(cl_model.to(memory_format=torch.channels_last)).eval()
 
     def run(m: Callable[[torch.Tensor], torch.Tensor], channels_last: bool = False) -> Runner:
         def f(x: np.ndarray) -> Any:
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         export_onnx(ckpt)
         export_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        quantize_int8(ckpt, dataset_root=synth)
+        quantize_int8(ckpt, photos=int8_photos(synth, QuantizeConfig()))
         quant_s = time.perf_counter() - t0
 
         runners: dict[str, Runner] = torch_variants(ckpt)
@@ -276,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         peak = cpu_peak(args.threads)
         speed = summarize(times, gflop, peak["fp32_peak_gflops"])
         torch_tuned = [n for n in speed if n.startswith("torch-") and n != "torch-eager"]
-        best = {f"b{b}": max(torch_tuned, key=lambda n, b=b: speed[n][f"images_per_s_b{b}"]) for b in BATCHES}
+        def fastest(b: int) -> str:
+            return max(torch_tuned, key=lambda n: float(speed[n][f"images_per_s_b{b}"]))
+
+        best = {f"b{b}": fastest(b) for b in BATCHES}
         eager = speed["torch-eager"]
         speedup = {
             name: {
@@ -307,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 for ds_name, ds_root in datasets.items():
                     # Calibrate on the deployment's own catalog: that dataset's train photos.
-                    quantize_int8(model_dir, dataset_root=ds_root, config=QuantizeConfig())
+                    quantize_int8(model_dir, photos=int8_photos(ds_root, QuantizeConfig()), config=QuantizeConfig())
                     entry[ds_name] = parity_report(model_dir, ds_root, threads=args.threads)
                 parity[label] = entry
     result = {

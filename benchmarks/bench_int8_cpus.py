@@ -64,6 +64,7 @@ print(json.dumps(out))
 
 
 def export(base: Path, dest: Path, synth: Path, *, reduce_range: bool, probe_images: int) -> Path:
+    from catalog.photo_sample import int8_photos
     from embedder.quantize import QuantizeConfig, quantize_int8
 
     if dest.exists():
@@ -72,7 +73,7 @@ def export(base: Path, dest: Path, synth: Path, *, reduce_range: bool, probe_ima
     (dest / "model.int8.onnx").unlink(missing_ok=True)
     cfg = QuantizeConfig(calibration_images=128, parity_images=32, probe_images=probe_images,
                          reduce_range=reduce_range)
-    quantize_int8(dest, dataset_root=synth, config=cfg)
+    quantize_int8(dest, photos=int8_photos(synth, cfg), config=cfg)
     return dest
 
 

@@ -62,13 +62,15 @@ def ensure_checkpoint(workdir: Path, backend: str) -> Path:
     if backend != "torch" and not variant_path(ckpt, "fp32").is_file():
         export_onnx(ckpt)
     if backend.endswith("int8") and not variant_path(ckpt, "int8").is_file():
+        from catalog.photo_sample import int8_photos
         from catalog.synth import generate_synthetic
         from embedder.quantize import QuantizeConfig, quantize_int8
 
         synth = workdir / "calibration-synth"
         if not (synth / "nondisjoint" / "test.json").is_file():
             generate_synthetic(synth, items=300, outfits=160, seed=0)
-        quantize_int8(ckpt, dataset_root=synth, config=QuantizeConfig(calibration_images=128, parity_images=32))
+        cfg = QuantizeConfig(calibration_images=128, parity_images=32)
+        quantize_int8(ckpt, photos=int8_photos(synth, cfg), config=cfg)
     return ckpt
 
 
@@ -122,7 +124,7 @@ def standalone_pipeline(checkpoint: Path, backend: str, photos: Path, *, threads
     """What the embedder alone does with the same photos: the server's decode + preprocess, batched forward."""
     from embedder.backend import load_backend
     from embedder.image_io import ImageLimits, decode_image
-    from embedder.preprocess import normalize_array, resize_square
+    from embedder.preprocess import to_model_input
 
     if backend == "torch":
         import torch
@@ -134,7 +136,7 @@ def standalone_pipeline(checkpoint: Path, backend: str, photos: Path, *, threads
     limits = ImageLimits()
 
     def prepare(raw: bytes) -> np.ndarray:
-        return normalize_array(np.asarray(resize_square(decode_image(raw, limits), cfg)), cfg)
+        return to_model_input(decode_image(raw, limits), cfg)
 
     model.embed_batch(np.stack([prepare(d) for d in data[:batch]]))  # warm-up
     t0 = time.perf_counter()

@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
 
+    from catalog.photo_sample import int8_photos
     from catalog.synth import generate_synthetic
     from embedder.files import write_atomic
     from embedder.onnx_export import export_onnx
@@ -258,9 +259,8 @@ def main(argv: list[str] | None = None) -> int:
         ckpt = random_init_checkpoint(work / "ckpt", seed=0)
         export_onnx(ckpt)
         generate_synthetic(work / "synth", items=300, outfits=160, seed=0)
-        quantize_int8(
-            ckpt, dataset_root=work / "synth", config=QuantizeConfig(calibration_images=128, parity_images=32)
-        )
+        cfg = QuantizeConfig(calibration_images=128, parity_images=32)
+        quantize_int8(ckpt, photos=int8_photos(work / "synth", cfg), config=cfg)
         pool = photos(64)
         # (backend, micro-batch wait, code): every backend without the wait, int8 at the service default,
         # and optionally int8 served by an older commit's code.

@@ -1,13 +1,16 @@
 """Static int8 quantisation of the fp32 export, calibrated on catalog photos: `CKPT/model.int8.onnx`.
 
+The photos come in as paths (`Int8Photos`; `catalog.photo_sample.int8_photos` samples them from a dataset), so
+the embedder reads no dataset and imports nothing of the project outside itself.
+
 ONNX Runtime QDQ format, weights int8 per output channel, activations uint8 (the U8S8 pair that maps onto
 VNNI `vpdpbusd`). Without VNNI the kernels use `vpmaddubsw`, whose int16 pair sums saturate with full-range
 weights, so the weight range is chosen for the CPU: 8 bits with VNNI, 7 bits (`reduce_range`, which cannot
-saturate and gives the same embeddings on every CPU) without, or as the caller says. MinMax
-calibration on preprocessed images from a Polyvore-format dataset's train split. The projection and the final
-L2 normalisation stay in fp32. Parity with the fp32 export is measured on held-out test-split images before
-the artifact is installed and recorded in its sidecar, and a probe of calibration photos is written beside
-it for the check every int8 backend runs when it loads (`embedder.int8_parity`).
+saturate and gives the same embeddings on every CPU) without, or as the caller says. MinMax int8
+calibration (activation ranges) on the preprocessed calibration photos, e.g. a dataset's train split. The
+projection and the final L2 normalisation stay in fp32. Parity with the fp32 export is measured on held-out
+photos (a test split) before the artifact is installed and recorded in its sidecar, and a probe of calibration
+photos is written beside it for the check every int8 backend runs when it loads (`embedder.int8_parity`).
 """
 
 from __future__ import annotations
@@ -15,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import tempfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +54,27 @@ log = logging.getLogger(__name__)
 # A quantised model this far from fp32 is broken (e.g. calibrated on the wrong preprocessing), not
 # merely lossy: refuse to install it. The FITB/AUC parity bound (1 point) is checked by the benchmark.
 INT8_MIN_MEAN_COSINE = 0.98
-CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
+INT8_CALIBRATION_METHODS: tuple[str, ...] = ("minmax", "percentile", "entropy")
+
+
+@dataclass(frozen=True)
+class Int8Photos:
+    """The photos an int8 export is calibrated on and checked against, chosen by the caller."""
+
+    calibration: Sequence[Path]  # activation ranges; the first `probe_images` also make the parity probe
+    parity: Sequence[Path]  # held out (a test split): int8 vs fp32 per-item cosines before installing
+    source: Mapping[str, Any] = field(default_factory=dict)  # where they come from, recorded in the sidecar
+    parity_split: str = "test"
+
+    def __post_init__(self) -> None:
+        if not self.calibration or not self.parity:
+            raise ValueError("int8 quantisation needs at least one calibration and one parity photo")
 
 
 @dataclass(frozen=True)
 class QuantizeConfig:
-    """How to calibrate; defaults are what docs/PERFORMANCE.md reports."""
+    """How to quantise (and, for `catalog.photo_sample.int8_photos`, how many photos of which dataset kind to
+    draw with which seed); defaults are what docs/PERFORMANCE.md reports."""
 
     kind: str = "nondisjoint"
     calibration_images: int = 256
@@ -73,38 +91,20 @@ class QuantizeConfig:
     def __post_init__(self) -> None:
         if min(self.calibration_images, self.parity_images, self.batch_size, self.probe_images) < 1:
             raise ValueError("calibration_images, parity_images, probe_images and batch_size must be positive")
-        if self.method not in CALIBRATION_METHODS:
-            raise ValueError(f"calibration method must be one of {CALIBRATION_METHODS}, not {self.method!r}")
+        if self.method not in INT8_CALIBRATION_METHODS:
+            raise ValueError(f"calibration method must be one of {INT8_CALIBRATION_METHODS}, not {self.method!r}")
 
 
-def sample_item_ids(dataset_root: Path | str, *, split: str, n: int, kind: str, seed: int) -> list[str]:
-    """A seeded sample of the item ids used by one split's outfits (sorted first: order-independent)."""
-    from catalog.errors import DatasetError
-    from catalog.polyvore import PolyvoreDataset
-
-    ds = PolyvoreDataset(dataset_root, kind=kind)
-    ids = sorted(ds.outfit_item_ids((split,)))
-    if not ids:
-        raise DatasetError(Path(dataset_root), f"the {kind}/{split} split has no items to calibrate on")
-    rng = np.random.default_rng(seed)
-    take = rng.choice(len(ids), size=min(n, len(ids)), replace=False)
-    return [ids[i] for i in sorted(take)]
-
-
-def load_batches(
-    dataset_root: Path | str, item_ids: Sequence[str], cfg: PreprocessConfig, batch_size: int
-) -> Iterator[np.ndarray]:
-    """Preprocessed (B, 3, S, S) float32 batches of the items' photos, through the one preprocessing path."""
+def load_batches(photos: Sequence[Path], cfg: PreprocessConfig, batch_size: int) -> Iterator[np.ndarray]:
+    """Preprocessed (B, 3, S, S) float32 batches of the photos, through the one preprocessing path."""
     from embedder.image_io import load_image_file
-    from embedder.preprocess import preprocess_batch
+    from embedder.preprocess import inputs_of
 
-    root = Path(dataset_root)
-    for s in range(0, len(item_ids), batch_size):
-        images = [load_image_file(root / "images" / f"{i}.jpg") for i in item_ids[s : s + batch_size]]
-        yield preprocess_batch(images, cfg).numpy()
+    for s in range(0, len(photos), batch_size):
+        yield inputs_of([load_image_file(p) for p in photos[s : s + batch_size]], cfg)
 
 
-class _CalibrationReader:
+class _Int8CalibrationReader:
     """ONNX Runtime's CalibrationDataReader protocol over pre-loaded batches."""
 
     def __init__(self, batches: list[np.ndarray]) -> None:
@@ -115,14 +115,8 @@ class _CalibrationReader:
         return None if batch is None else {INPUT_NAME: batch}
 
 
-def fingerprint_ids(item_ids: Sequence[str]) -> str:
-    return hashlib.sha256("\n".join(item_ids).encode("utf-8")).hexdigest()[:16]
-
-
-def quantize_int8(
-    checkpoint: Path | str, *, dataset_root: Path | str, config: QuantizeConfig | None = None
-) -> ExportInfo:
-    """Quantise the verified fp32 export of `checkpoint` and install `model.int8.onnx` + sidecar."""
+def quantize_int8(checkpoint: Path | str, *, photos: Int8Photos, config: QuantizeConfig | None = None) -> ExportInfo:
+    """Quantise the verified fp32 export of `checkpoint` on `photos` and install `model.int8.onnx` + sidecar."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -132,8 +126,7 @@ def quantize_int8(
     card = read_model_card(checkpoint)
     fp32_path, fp32_info = verify_export(checkpoint, "fp32", card)
     pre = card.config.preprocess
-    calib_ids = sample_item_ids(dataset_root, split="train", n=cfg.calibration_images, kind=cfg.kind, seed=cfg.seed)
-    calib = list(load_batches(dataset_root, calib_ids, pre, cfg.batch_size))
+    calib = list(load_batches(photos.calibration, pre, cfg.batch_size))
     method = {
         "minmax": CalibrationMethod.MinMax,
         "percentile": CalibrationMethod.Percentile,
@@ -147,7 +140,7 @@ def quantize_int8(
         quantize_static(
             str(prepped),
             str(out),
-            _CalibrationReader(calib),
+            _Int8CalibrationReader(calib),
             quant_format=QuantFormat.QDQ,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
@@ -159,8 +152,9 @@ def quantize_int8(
             extra_options={"CalibTensorRangeSymmetric": False, "WeightSymmetric": True},
         )
         data = out.read_bytes()
-        probe, probe_info = make_probe(fp32_path, out, dataset_root, calib_ids[: cfg.probe_images], pre)
-    parity = measure_parity(fp32_path, data, dataset_root, pre, cfg)
+        probe, probe_info = make_probe(fp32_path, out, photos.calibration[: cfg.probe_images], pre,
+                                       split=str(photos.source.get("split", "calibration")))
+    parity = measure_parity(fp32_path, data, photos.parity, pre, cfg, split=photos.parity_split)
     if parity["mean_cosine"] < INT8_MIN_MEAN_COSINE:
         raise ExportError(
             f"int8 model is too far from fp32 (mean cosine {parity['mean_cosine']:.4f} < "
@@ -185,12 +179,8 @@ def quantize_int8(
             "reduce_range": reduce_range,
             "chosen_for_cpu": cpu_kind() if cfg.reduce_range is None else "fixed by the caller",
             "method": cfg.method,
-            "dataset": str(Path(dataset_root).resolve()),
-            "kind": cfg.kind,
-            "split": "train",
-            "n_images": len(calib_ids),
-            "item_ids_sha256": fingerprint_ids(calib_ids),
-            "seed": cfg.seed,
+            **photos.source,
+            "n_images": len(photos.calibration),
             "source_onnx_sha256": fp32_info.onnx_sha256,
             "probe": probe_info,
         },
@@ -201,7 +191,7 @@ def quantize_int8(
 
 
 def make_probe(
-    fp32_path: Path, int8_path: Path, dataset_root: Path | str, item_ids: Sequence[str], pre: PreprocessConfig
+    fp32_path: Path, int8_path: Path, photos: Sequence[Path], pre: PreprocessConfig, *, split: str
 ) -> tuple[bytes, dict[str, Any]]:
     """The parity probe of `embedder.int8_parity` from calibration photos, checked here on both int8 runtimes.
 
@@ -212,12 +202,10 @@ def make_probe(
 
     from embedder.backend import openvino_compiled
     from embedder.image_io import load_image_file
-    from embedder.preprocess import normalize_array, resize_square
+    from embedder.preprocess import inputs_of
 
-    root = Path(dataset_root)
-    images = np.stack([np.asarray(resize_square(load_image_file(root / "images" / f"{i}.jpg"), pre))
-                       for i in item_ids])
-    x = probe_inputs(normalize_array(images, pre)).astype(np.float32)  # what the probe stores, exactly
+    # What the probe stores, exactly (float16 inputs), so the check on load sees the same numbers.
+    x = probe_inputs(inputs_of([load_image_file(p) for p in photos], pre)).astype(np.float32)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     fp32 = ort.InferenceSession(str(fp32_path), opts, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x})[0]
@@ -231,30 +219,30 @@ def make_probe(
         raise ExportError(f"int8 parity differs between runtimes on this CPU ({cpu_kind()}): relative error "
                           f"{errors}; serve with backend 'onnx' or 'openvino'")
     data = probe_bytes(x, fp32, ort_int8)
-    return data, {"file": PROBE_FILE, "sha256": sha256(data), "n": len(item_ids), "split": "train",
+    return data, {"file": PROBE_FILE, "sha256": sha256(data), "n": len(photos), "split": split,
                   "relative_error": {k: round(v, 4) for k, v in errors.items()}, "cpu": cpu_kind()}
 
 
 def measure_parity(
-    fp32_path: Path, int8_data: bytes, dataset_root: Path | str, pre: PreprocessConfig, cfg: QuantizeConfig
+    fp32_path: Path, int8_data: bytes, photos: Sequence[Path], pre: PreprocessConfig, cfg: QuantizeConfig, *,
+    split: str
 ) -> dict[str, Any]:
-    """Per-item cosine of int8 vs fp32 on test-split photos (never the calibration split)."""
+    """Per-item cosine of int8 vs fp32 on held-out photos (e.g. a test split, never only calibration photos)."""
     import onnxruntime as ort
 
-    ids = sample_item_ids(dataset_root, split="test", n=cfg.parity_images, kind=cfg.kind, seed=cfg.seed)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     ref = ort.InferenceSession(str(fp32_path), opts, providers=["CPUExecutionProvider"])
     q = ort.InferenceSession(int8_data, opts, providers=["CPUExecutionProvider"])
     cos: list[np.ndarray] = []
-    for batch in load_batches(dataset_root, ids, pre, cfg.batch_size):
+    for batch in load_batches(photos, pre, cfg.batch_size):
         a = ref.run(None, {INPUT_NAME: batch})[0]
         b = q.run(None, {INPUT_NAME: batch})[0]
         cos.append(row_cosines(a, b))
     c = np.concatenate(cos)
     return {
         "reference": "onnx fp32",
-        "split": "test",
+        "split": split,
         "n": len(c),
         "min_cosine": float(c.min()),
         "mean_cosine": float(c.mean()),

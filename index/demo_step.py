@@ -54,10 +54,12 @@ def ensure_exports(checkpoint: Path, data_dir: Path, backend: str, int8: Quantiz
         try:
             verify_export(checkpoint, "int8")
         except ExportError:
+            from catalog.photo_sample import int8_photos
             from embedder.quantize import QuantizeConfig, quantize_int8
 
             log.info("quantising %s to int8 on the train photos of %s", checkpoint, data_dir)
-            quantize_int8(checkpoint, dataset_root=data_dir, config=int8 or QuantizeConfig())
+            cfg = int8 or QuantizeConfig()
+            quantize_int8(checkpoint, photos=int8_photos(data_dir, cfg), config=cfg)
 
 
 def demo_index(

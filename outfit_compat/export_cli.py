@@ -58,6 +58,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> dict[str, object]:
+    from catalog.photo_sample import int8_photos
     from embedder.onnx_export import ExportError, export_onnx, verify_export
     from embedder.quantize import QuantizeConfig, quantize_int8
 
@@ -80,7 +81,7 @@ def run_export(args: argparse.Namespace) -> dict[str, object]:
             method=args.method,
             reduce_range=None if args.weight_bits == "auto" else args.weight_bits == "7",
         )
-        q = quantize_int8(args.checkpoint, dataset_root=args.data, config=cfg)
+        q = quantize_int8(args.checkpoint, photos=int8_photos(args.data, cfg), config=cfg)
         report["int8"] = {"file": q.onnx_file, "sha256": q.onnx_sha256, "parity": q.parity}
     report["model_version"] = fp32.model_version
     report["seconds"] = round(time.perf_counter() - t0, 2)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from catalog.photo_sample import int8_photos
 from embedder.backend import load_backend
 from embedder.int8_parity import PROBE_FILE, check_parity, cpu_kind, probe_bytes, relative_error, sha256
 from embedder.onnx_export import export_onnx, read_export_info, sidecar_path, variant_path
@@ -28,7 +29,7 @@ def _export(random_checkpoint: Path, synth_root: Path, dest: Path, *, reduce_ran
     shutil.copytree(random_checkpoint, ckpt)
     export_onnx(ckpt)
     cfg = QuantizeConfig(calibration_images=32, parity_images=8, probe_images=16, reduce_range=reduce_range)
-    quantize_int8(ckpt, dataset_root=synth_root, config=cfg)
+    quantize_int8(ckpt, photos=int8_photos(synth_root, cfg), config=cfg)
     return ckpt
 
 

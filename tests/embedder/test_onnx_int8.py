@@ -13,11 +13,12 @@ import onnx
 import pytest
 
 from catalog.errors import DatasetError
+from catalog.photo_sample import int8_photos, sample_item_ids
 from catalog.polyvore import PolyvoreDataset
 from embedder.backend import embed_pil, load_backend
 from embedder.image_io import load_image_file
 from embedder.onnx_export import ExportError, read_export_info, row_cosines, variant_path
-from embedder.quantize import QuantizeConfig, quantize_int8, sample_item_ids
+from embedder.quantize import Int8Photos, QuantizeConfig, quantize_int8
 from outfit_compat.cli import main
 from training.metrics import evaluate_split
 
@@ -134,12 +135,12 @@ def test_int8_fitb_and_auc_within_one_point_of_fp32(
 
 def test_quantize_needs_the_fp32_export_first(random_checkpoint: Path, synth_root: Path) -> None:
     with pytest.raises(ExportError, match="no fp32 ONNX export"):
-        quantize_int8(random_checkpoint, dataset_root=synth_root)
+        quantize_int8(random_checkpoint, photos=int8_photos(synth_root, QuantizeConfig()))
 
 
 def test_quantize_with_missing_dataset_is_a_dataset_error(quantized: tuple[Path, str], tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="does not exist"):
-        quantize_int8(quantized[0], dataset_root=tmp_path / "nowhere")
+        int8_photos(tmp_path / "nowhere", QuantizeConfig())
 
 
 @pytest.mark.parametrize(
@@ -153,6 +154,11 @@ def test_quantize_with_missing_dataset_is_a_dataset_error(quantized: tuple[Path,
 def test_bad_quantize_config_is_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         QuantizeConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_quantize_needs_photos_of_both_kinds(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="at least one calibration and one parity photo"):
+        Int8Photos(calibration=[tmp_path / "a.jpg"], parity=[])
 
 
 def test_cli_int8_without_data_is_a_clear_error(
@@ -181,8 +187,7 @@ def test_int8_calibrated_on_real_photos_keeps_parity(
 ) -> None:
     ckpt = tmp_path / "ck"
     shutil.copytree(quantized[0], ckpt)
-    info = quantize_int8(
-        ckpt, dataset_root=mango_root, config=QuantizeConfig(calibration_images=128, parity_images=128)
-    )
+    cfg = QuantizeConfig(calibration_images=128, parity_images=128)
+    info = quantize_int8(ckpt, photos=int8_photos(mango_root, cfg), config=cfg)
     assert info.quantization["dataset"] == str(mango_root.resolve())
     assert info.parity["n"] == 128 and info.parity["mean_cosine"] >= 0.99
