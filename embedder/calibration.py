@@ -1,5 +1,8 @@
 """Compatibility-score calibration: mean pairwise distance -> probability the outfit is compatible.
 
+"Calibration" in this module and in the card, the service and the API always means this score mapping; the
+int8 export's activation-range calibration lives in `embedder.quantize` (names prefixed `int8`).
+
 Fitted (Platt scaling) on the validation split's compatibility lines after training and stored in the
 checkpoint card under `extra["calibration"]`, so the service turns raw distances into a [0, 1] score.
 """

@@ -17,7 +17,7 @@ import numpy as np
 from catalog.types import Item
 from embedder.backend import EmbeddingBackend, load_backend
 from index.cooccurrence import MANIFEST_KEY, dataset_cooccurrence
-from index.distributed import DistContext
+from index.distributed import ShardGroup
 from index.embed_job import EmbedJobConfig, EmbedStats, collect_chunks, embed_catalog, prepare_work_dir
 from index.errors import IndexBuildError
 from index.layout import WORK_DIR
@@ -69,18 +69,19 @@ def identity_of(
     }
 
 
-def embed_items(
+def embed_and_merge(
     items: Sequence[Item],
     backend: EmbeddingBackend,
     work_root: Path,
     *,
     job: EmbedJobConfig,
     fingerprint: str,
-    dist: DistContext | None = None,
+    dist: ShardGroup | None = None,
     on_chunk: Callable[[int], None] | None = None,
     image_root: Path | None = None,
 ) -> Embedded | None:
-    """Embed (resuming from `work_root`) and merge; returns None on non-zero ranks after their shard."""
+    """Embed a catalog's items (resuming from `work_root`; each rank its shard) and merge the shards into
+    records + vectors on rank 0; returns None on the other ranks after their shard."""
     key = {
         "model": backend.card.weights_sha256,
         "backend": backend.name,
@@ -89,7 +90,7 @@ def embed_items(
         "chunk_size": job.chunk_size,
     }
     work_dir = work_root / hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    dist = dist or DistContext.single()
+    dist = dist or ShardGroup.single()
     if dist.rank == 0:
         prepare_work_dir(work_dir, key)
     dist.barrier()
@@ -114,7 +115,7 @@ def build_catalog_index(
     policy: IndexPolicy | None = None,
     job: EmbedJobConfig | None = None,
     keep: int = 3,
-    dist: DistContext | None = None,
+    dist: ShardGroup | None = None,
     on_chunk: Callable[[int], None] | None = None,
     outfits: Path | None = None,
 ) -> BuildResult:
@@ -125,7 +126,7 @@ def build_catalog_index(
     source = load_source(catalog)
     model = load_backend(checkpoint, backend=backend, device=device)
     out.mkdir(parents=True, exist_ok=True)
-    done = embed_items(
+    done = embed_and_merge(
         source.items, model, out / WORK_DIR, job=job, fingerprint=source.fingerprint, dist=dist, on_chunk=on_chunk,
         image_root=source.image_root,
     )

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
-class DistContext:
+class ShardGroup:
+    """This process's shard of an index build (`training.distributed.DistContext` is the trainer's DDP context)."""
+
     rank: int
     world: int
     barrier: Callable[[], None]
 
     @classmethod
-    def single(cls) -> DistContext:
+    def single(cls) -> ShardGroup:
         return cls(0, 1, lambda: None)
 
 
@@ -27,7 +29,7 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
-def init_from_env(*, timeout_minutes: float = 240.0) -> DistContext:
+def init_from_env(*, timeout_minutes: float = 240.0) -> ShardGroup:
     """Join the process group torchrun describes (gloo; a barrier waits for the slowest shard)."""
     import torch.distributed as dist
 
@@ -37,7 +39,7 @@ def init_from_env(*, timeout_minutes: float = 240.0) -> DistContext:
     def barrier() -> None:
         dist.barrier()
 
-    return DistContext(dist.get_rank(), dist.get_world_size(), barrier)
+    return ShardGroup(dist.get_rank(), dist.get_world_size(), barrier)
 
 
 def shutdown() -> None:

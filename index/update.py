@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from embedder.backend import load_backend
-from index.build import embed_items
+from index.build import embed_and_merge
 from index.embed_job import EmbedJobConfig
 from index.errors import IndexBuildError
 from index.faiss_ops import build_index, read_index
@@ -131,8 +131,8 @@ def add_to_index(
                      where=current.root)
     source = load_source(catalog)
     # New items' images are stored relative to the index's image root; any outside it is never served.
-    done = embed_items(source.items, model, index_root / WORK_DIR, job=job or EmbedJobConfig(),
-                       fingerprint=source.fingerprint, image_root=current.image_root)
+    done = embed_and_merge(source.items, model, index_root / WORK_DIR, job=job or EmbedJobConfig(),
+                           fingerprint=source.fingerprint, image_root=current.image_root)
     assert done is not None  # single process: rank 0 always merges
     policy = policy_of(manifest)
     content = load_content(current.root, manifest)

@@ -19,6 +19,9 @@ from training.config import ConfigError
 
 @dataclass(frozen=True)
 class DistContext:
+    """The trainer's DDP process: rank, world size and device (`index.distributed.ShardGroup` is the index
+    build's shard of a catalog)."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
