@@ -154,20 +154,27 @@ def bench_size(
             res["mask_first_use_ms"] = round(mask_ms, 3)
             idx.search(queries[:1], k=K, filters=arg)  # first use: fills the filter caches
         # global
-        got, times = timed(lambda q, arg=arg: rows_of(idx.search(q[None], k=K, filters=arg)[0]), queries)
+        def global_rows(q: np.ndarray, arg: Any = arg) -> Any:
+            return rows_of(idx.search(q[None], k=K, filters=arg)[0])
+
+        def category_rows(q: np.ndarray, arg: Any = arg) -> Any:
+            return rows_of(idx.search(q[None], k=K, category=largest, filters=arg)[0])
+
+        def complementary(q: np.ndarray, arg: Any = arg) -> Any:
+            return idx.search_categories(q, categories, k=PER_CATEGORY, filters=arg, records=True)
+
+        got, times = timed(global_rows, queries)
         want_global = brute_force(queries, vectors, np.flatnonzero(allowed), K)
         res["global"] = {**percentiles(times), "recall_at_10": round(recall(got, want_global, K), 4),
                          "mean_hits": round(float(np.mean([len(g) for g in got])), 2)}
         # largest category
         idx.search(queries[:1], k=K, category=largest, filters=arg)
-        got, times = timed(
-            lambda q, arg=arg: rows_of(idx.search(q[None], k=K, category=largest, filters=arg)[0]), queries)
+        got, times = timed(category_rows, queries)
         want = brute_force(queries, vectors, np.flatnonzero(allowed & (cats == largest)), K)
         res["category"] = {**percentiles(times), "recall_at_10": round(recall(got, want, K), 4)}
         # complementary: every category, records attached (the request path)
         idx.search_categories(queries[0], categories, k=PER_CATEGORY, filters=arg, records=True)
-        per, times = timed(lambda q, arg=arg: idx.search_categories(q, categories, k=PER_CATEGORY, filters=arg,
-                                                           records=True), queries)
+        per, times = timed(complementary, queries)
         wants = {c: brute_force(queries, vectors, np.flatnonzero(allowed & (cats == c)), PER_CATEGORY)
                  for c in categories}
         rec = np.mean([recall([rows_of(p[c]) for p in per], wants[c], PER_CATEGORY) for c in categories])

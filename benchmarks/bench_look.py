@@ -101,7 +101,7 @@ def diversity_sweep(
     engine: Engine, outfits: list[tuple[str, ...]], seeds_mode: str, diversities: tuple[float, ...]
 ) -> dict[str, Any]:
     cats = engine.index.categories()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for lam in sorted(set(diversities) | {0.0}):
         hits = total = 0
         sims: list[float] = []
