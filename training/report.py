@@ -62,7 +62,7 @@ def _spread(r: dict[str, Any]) -> str:
 SEEDS = (0, 1, 2)
 
 
-def cpu_preset_section(state: dict[str, Any], label: str = "cpu preset") -> list[str]:
+def cpu_preset_section(state: dict[str, Any], label: str = "cpu preset", level: int = 3) -> list[str]:
     lines = [f"Grid `{state.get('grid', 'cpu-preset')}`: {state.get('about', '')}. Command for one run: "
              "`outfit-compat train --preset cpu --data ../shared/data/mango-outfits --kind KIND --seed S`. "
              "Targets (every seed): nondisjoint FITB ≥ 58 % and AUC ≥ 0.95; disjoint FITB ≥ 56 % and AUC ≥ 0.80.",
@@ -71,8 +71,8 @@ def cpu_preset_section(state: dict[str, Any], label: str = "cpu preset") -> list
         runs = sorted((r for r in state["runs"] if r["kind"] == kind), key=lambda r: r["seed"])
         missing = [s for s in SEEDS if s not in {r["seed"] for r in runs}]
         t = TARGETS[kind]
-        lines += [f"### {kind}", "", "| run | seed | FITB | AUC | meets target | mean cosine / effective rank | "
-                  "steps | min | load avg |", "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"{'#' * level} {kind}", "", "| run | seed | FITB | AUC | meets target | "
+                  "mean cosine / effective rank | steps | min | load avg |", "|---|---|---|---|---|---|---|---|---|"]
         for r in runs:
             ok = r["test"]["fitb"] >= t["fitb"] and r["test"]["auc"] >= t["auc"]
             miss = [] if ok else [f"FITB {(r['test']['fitb'] - t['fitb']) * 100:+.1f} pt"
@@ -81,8 +81,8 @@ def cpu_preset_section(state: dict[str, Any], label: str = "cpu preset") -> list
             verdict = "yes" if ok else "no (" + ", ".join(m for m in miss if m) + ")"
             lines.append(f"| {label} | {r['seed']} | {_pct(r['test']['fitb'])} | {r['test']['auc']:.3f} | "
                          f"{verdict} | {_spread(r)} | {r['steps']} | {_minutes(r)} | {_load_avg(r)} |")
-        for label, m in _baselines(state, kind):
-            lines.append(f"| {label} | – | {_pct(m['fitb'])} | {m['auc']:.3f} | – | – | – | – | – |")
+        for baseline, m in _baselines(state, kind):
+            lines.append(f"| {baseline} | – | {_pct(m['fitb'])} | {m['auc']:.3f} | – | – | – | – | – |")
         if runs:
             met = sum(r["test"]["fitb"] >= t["fitb"] and r["test"]["auc"] >= t["auc"] for r in runs)
             lines += ["", f"{met} of {len(runs)} seeds meet both targets; mean FITB "
@@ -243,7 +243,7 @@ def render(results_dir: Path = RESULTS) -> str:
     doc += cpu_preset_section(preset_runs) if preset_runs else ["Not run yet."]
     previous = _load(results_dir / "cpu-preset-300steps.json")
     if previous:
-        doc += ["### The previous preset (300 steps)", "", *cpu_preset_section(previous, "300-step preset")]
+        doc += ["### The previous preset (300 steps)", "", *cpu_preset_section(previous, "300-step preset", level=4)]
         if preset_runs:
             doc += ["### What the longer schedule buys (same seeds)", "", *steps_comparison(preset_runs, previous),
                     ""]

@@ -100,7 +100,8 @@ def _preset_state(grid: str, fitb: dict[tuple[str, int], float]) -> dict[str, ob
     runs = [{"kind": k, "seed": s, "cell": "cpu", "test": {"fitb": f, "auc": 0.96 if k == "nondisjoint" else 0.81},
              "steps": 600, "seconds": 60.0, "spread": {"mean_cosine": 0.3, "effective_rank": 20.0, "collapsed": False}}
             for (k, s), f in fitb.items()]
-    return {"grid": grid, "about": grid, "runs": runs, "baselines": {}}
+    baselines = {k: {"colorhist": {"fitb": 0.40, "auc": 0.65}} for k in ("nondisjoint", "disjoint")}
+    return {"grid": grid, "about": grid, "runs": runs, "baselines": baselines}
 
 
 def test_preset_section_reports_misses_missing_seeds_and_the_step_comparison(tmp_path: Path) -> None:
@@ -115,5 +116,6 @@ def test_preset_section_reports_misses_missing_seeds_and_the_step_comparison(tmp
     assert "| cpu preset | 0 | 55.0% | 0.810 | no (FITB -1.0 pt) |" in doc  # disjoint: 56 % target
     assert "Seeds not run (CPU time): 2." in doc and "Seeds not run (CPU time): 1, 2." in doc
     assert "| 300-step preset | 2 | 55.5% |" in doc
+    assert doc.count("| colour histogram | – | 40.0% | 0.650 |") == 4  # a baseline row per split and preset
     assert "| nondisjoint | 0, 1 | 57.1 ± 2.0% | 58.5 ± 2.1% |" in doc
     assert "| disjoint | 0 | 53.7% | 55.0% |" in doc
