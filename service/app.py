@@ -16,8 +16,10 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.api.openapi import install_openapi
 from service.api.routes import complementary, complete, embed, items, ops, outfits, web
 from service.cache import build_cache
+from service.engine import Engine
 from service.errors import ServiceError, clip
 from service.metrics import ServiceMetrics
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -99,6 +101,12 @@ def create_app(settings: Settings, *, load: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     _install_error_handlers(app)
+
+    def loaded_engine() -> Engine | None:
+        state: AppState | None = getattr(app.state, "service", None)
+        return state.engine if state is not None else None
+
+    install_openapi(app, loaded_engine)
     for module in (complementary, outfits, complete, embed, items, ops, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(resources.files("service").joinpath("static"))), name="static")

@@ -12,7 +12,7 @@ from index.reader import Hit
 from service.completion import SearchBounds, beam_search, default_targets, pick_outfits
 from service.diversity import pool_size
 from service.engine import Engine
-from service.errors import InvalidInputError
+from service.errors import UnanswerableError
 from service.recommend import check_categories, diverse_hits, item_filter, record_out, upload_category
 from service.schemas import (
     MAX_OUTFIT_ITEMS,
@@ -70,14 +70,15 @@ def choose_targets(engine: Engine, seeds: Seeds, opts: CompleteOptions) -> tuple
         targets, source = default_targets(engine.index.manifest.get(MANIFEST_KEY), seed_cats,
                                           engine.index.categories())
     if not targets:
-        raise InvalidInputError(
+        raise UnanswerableError(
             f"no target category: the seeds cover {seed_cats}"
             + ("" if opts.categories is not None else " and nothing else commonly goes with them")
-            + "; name the categories to add in 'categories'"
+            + "; name the categories to add in 'categories'", code="no_target_category",
         )
     if len(seeds.infos) + len(targets) > MAX_OUTFIT_ITEMS:
-        raise InvalidInputError(f"{len(seeds.infos)} seeds + {len(targets)} targets exceed the "
-                                f"{MAX_OUTFIT_ITEMS}-item outfit limit", count=len(seeds.infos) + len(targets))
+        raise UnanswerableError(f"{len(seeds.infos)} seeds + {len(targets)} targets exceed the "
+                                f"{MAX_OUTFIT_ITEMS}-item outfit limit", code="outfit_too_large",
+                                count=len(seeds.infos) + len(targets))
     return targets, source
 
 
@@ -92,7 +93,8 @@ def candidates(engine: Engine, query: np.ndarray, targets: list[str], exclude: S
              for c in targets]
     empty = [c for c, p in zip(targets, pools, strict=True) if not p]
     if empty:
-        raise InvalidInputError(f"no items left to add in {empty} (after exclusions and filters)", categories=empty)
+        raise UnanswerableError(f"no items left to add in {empty} (after exclusions and filters)",
+                                code="no_candidates", categories=empty)
     return pools
 
 

@@ -56,6 +56,18 @@ class InvalidInputError(ServiceError):
     code = "invalid_input"
 
 
+class UnanswerableError(ServiceError):
+    """A well-formed request that cannot be answered: the query's items already cover every category asked for,
+    filters and exclusions leave no candidates, the outfit would grow past its limit (all depending on the
+    catalog's data), or the candidates repeat outfit items (a rule across two fields). No JSON Schema can rule
+    these out, so the OpenAPI document cannot either: each reason has its own code (UNANSWERABLE_CODES)."""
+
+    status = 422
+
+
+UNANSWERABLE_CODES = ("no_target_category", "no_candidates", "outfit_too_large", "candidates_in_outfit")
+
+
 class PayloadTooLargeError(ServiceError):
     status = 413
     code = "payload_too_large"

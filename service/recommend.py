@@ -15,7 +15,13 @@ from index.reader import Hit
 from index.store import ItemRecord
 from service.diversity import mmr_order, pool_size
 from service.engine import Engine
-from service.errors import FilterRequestError, InvalidInputError, UnknownCategoryError, UnknownItemsError
+from service.errors import (
+    FilterRequestError,
+    InvalidInputError,
+    UnanswerableError,
+    UnknownCategoryError,
+    UnknownItemsError,
+)
 from service.schemas import CategoryGroup, ComplementaryOptions, Filters, ItemOut, ScoredItem
 from service.scoring import completion_distances
 
@@ -146,9 +152,9 @@ def complementary(
         wanted = sorted(known)
     targets = [c for c in wanted if c not in set(query_categories)]
     if not targets:
-        raise InvalidInputError(
+        raise UnanswerableError(
             f"no target category left: the query already covers {sorted(set(query_categories))}; "
-            "ask for other categories"
+            "ask for other categories", code="no_target_category",
         )
     flt = item_filter(engine, options.filters)
     exclude = tuple(dict.fromkeys([*query_ids, *options.exclude]))

@@ -23,7 +23,11 @@ MAX_OUTFIT_ITEMS = 20
 # costs at most 2 points of top-5 hit rate (3.38 % -> 2.95 %, 800 outfits; 0.7 was the largest value tried).
 DEFAULT_DIVERSITY = 0.7
 ItemId = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-CategoryName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+# Marks in the JSON schema where the served OpenAPI document puts what the loaded index accepts
+# (service/api/openapi.py): its categories as an enum, its filter attributes as typed properties.
+CATEGORIES_MARK = {"x-enum-from": "index-categories"}
+FILTERS_MARK = {"x-properties-from": "index-filters"}
+CategoryName = Annotated[str, StringConstraints(min_length=1, max_length=100), Field(json_schema_extra=CATEGORIES_MARK)]
 # A catalog attribute value: booleans stay booleans (strict), numbers are numbers, strings are strings.
 AttrScalar = StrictBool | StrictInt | StrictFloat | Annotated[str, StringConstraints(max_length=200)]
 AttrCondition = AttrScalar | Annotated[list[AttrScalar], Field(min_length=1, max_length=200)]
@@ -39,7 +43,7 @@ def _distinct(ids: list[str]) -> list[str]:
 
 # An outfit scored with an item twice would count its distance to itself (0): refused, not de-duplicated,
 # so the client learns its request was wrong (docs/SERVICE.md).
-DistinctItemIds = Annotated[list[ItemId], AfterValidator(_distinct)]
+DistinctItemIds = Annotated[list[ItemId], AfterValidator(_distinct), Field(json_schema_extra={"uniqueItems": True})]
 
 
 class _Strict(BaseModel):
@@ -56,11 +60,12 @@ class Filters(BaseModel):
     """
 
     model_config = ConfigDict(extra="allow", json_schema_extra={
-        "example": {"price_min": 10, "price_max": 80, "in_stock": True, "brand": ["acme", "bolt"]}})
+        **FILTERS_MARK, "example": {"price_min": 10, "price_max": 80, "in_stock": True, "brand": ["acme", "bolt"]}})
     __pydantic_extra__: dict[str, AttrCondition] = Field(init=False)  # typed attribute conditions
 
-    price_min: float | None = Field(default=None, description="lowest price allowed (inclusive)")
-    price_max: float | None = Field(default=None, description="highest price allowed (inclusive)")
+    # Strict: a number, as the schema says ("5" is refused, not read as 5).
+    price_min: StrictInt | StrictFloat | None = Field(default=None, description="lowest price allowed (inclusive)")
+    price_max: StrictInt | StrictFloat | None = Field(default=None, description="highest price allowed (inclusive)")
 
     @model_validator(mode="after")
     def _canonical(self) -> Filters:

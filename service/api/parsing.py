@@ -57,11 +57,13 @@ async def json_or_form(request: Request, json_model: type[M]) -> M | FormData:
 
 # Parts beyond what any route accepts are refused by the parser (400); counts up to this get a precise 422.
 MAX_FORM_FILES = 50
+# The longest form a schema allows: `exclude` (1,000 ids) as repeated fields, plus the other lists and scalars.
+MAX_FORM_FIELDS = 1200
 
 
 async def read_form(request: Request) -> FormData:
     with stage("form"):
-        return await request.form(max_files=MAX_FORM_FILES, max_fields=200)
+        return await request.form(max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FIELDS)
 
 
 def form_list(form: FormData, name: str) -> list[str] | None:
@@ -73,7 +75,14 @@ def form_list(form: FormData, name: str) -> list[str] | None:
 
 
 def form_json(value: object, name: str) -> Any:
-    """A form field holding a JSON value (multipart cannot nest objects); malformed JSON is a 422 naming it."""
+    """A form part holding a JSON value (multipart cannot nest objects); malformed JSON is a 422 naming it.
+
+    The part may be a text field or, as OpenAPI clients send an object-valued part, one with its own
+    `Content-Type: application/json` (and a file name).
+    """
+    if isinstance(value, UploadFile):
+        value.file.seek(0)
+        value = value.file.read(1_000_001).decode("utf-8", errors="replace")  # the form's body limit bounds it
     if not isinstance(value, str):
         raise ServiceError(f"field {name!r} must be a text value holding JSON", code="invalid_input", status=422,
                            field=name)
@@ -138,7 +147,8 @@ def form_model(form: FormData, model: type[M], *, files: set[str]) -> M:
     raw: dict[str, Any] = {}
     for name, info in model.model_fields.items():
         if _json_model(info.annotation):
-            if (text := form.get(name)) is not None:
+            text = form.get(name)
+            if text is not None and not (isinstance(text, str) and not text.strip()):  # blank means "not set"
                 raw[name] = form_json(text, name)
             continue
         if _is_list_field(info.annotation):
@@ -156,24 +166,95 @@ def form_model(form: FormData, model: type[M], *, files: set[str]) -> M:
     return validate(model, raw)
 
 
+def inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its `#/$defs/...` references replaced by the definitions: such a reference
+    would not resolve inside the OpenAPI document, where the schema is embedded (the models do not recurse)."""
+    defs = schema.get("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            rest = {k: walk(v) for k, v in node.items() if k != "$ref"}
+            return {**walk(defs[ref.removeprefix("#/$defs/")]), **rest}
+        return {k: walk(v) for k, v in node.items() if k != "$defs"}
+
+    out: dict[str, Any] = walk(schema)
+    return out
+
+
+# A list field's values are split at commas and stripped (form_list): each value holds no comma and not only
+# spaces, or the server would see other items than the schema described.
+_FORM_LIST_ITEM = r"^[^,]*[^,\s][^,]*$"
+
+
+_BLANK = {"type": "string", "pattern": r"^\s*$"}
+_ANNOTATIONS = ("title", "description", "default")
+
+
+def _annotations(prop: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in prop.items() if k in _ANNOTATIONS and v is not None}
+
+
+def _without_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """A form field is sent or not: no null (a multipart client would send the text "null")."""
+    options = [o for o in prop.get("anyOf", ()) if o.get("type") != "null"]
+    if "anyOf" not in prop or len(options) == len(prop["anyOf"]):
+        return prop
+    rest = {k: v for k, v in prop.items() if k != "anyOf" and not (k == "default" and v is None)}
+    return {**options[0], **rest} if len(options) == 1 else {**rest, "anyOf": options}
+
+
+def _form_list_items(prop: dict[str, Any]) -> dict[str, Any]:
+    if prop.get("type") == "array":
+        return {**prop, "items": {**prop.get("items", {}), "pattern": _FORM_LIST_ITEM}}
+    if "anyOf" in prop:
+        return {**prop, "anyOf": [_form_list_items(p) for p in prop["anyOf"]]}
+    return prop
+
+
 def multipart_schema(model: type[BaseModel] | None, files: dict[str, dict[str, Any]],
-                     required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """OpenAPI schema of a multipart body: `model`'s fields (its limits, one source) plus file parts."""
-    schema = model.model_json_schema() if model is not None else {"properties": {}}
+                     required: tuple[str, ...] = (), rule: dict[str, Any] | None = None) -> dict[str, Any]:
+    """OpenAPI schema of a multipart body: `model`'s fields (its limits, one source) plus file parts.
+
+    A nested model (filters) is an object-valued part, which OpenAPI sends as JSON (see form_json); `rule`
+    adds a cross-field rule (see count_rule).
+    """
+    schema = inline_defs(model.model_json_schema()) if model is not None else {"properties": {}}
     props = dict(schema.get("properties", {}))
     for name, info in (model.model_fields.items() if model is not None else ()):
-        if _json_model(info.annotation):  # sent as JSON text (see form_model)
-            props[name] = {"type": "string", "contentMediaType": "application/json",
-                           "description": f"{info.description or name}, as a JSON object"}
-            schema.pop("$defs", None)
+        if _json_model(info.annotation):  # one JSON part; absent when not set (no null)
+            options = props[name].get("anyOf", [props[name]])
+            props[name] = {**next(o for o in options if o.get("type") == "object"),
+                           "description": f"{info.description or name}, as a JSON part"}
+        elif _is_list_field(info.annotation):
+            props[name] = _form_list_items(_without_null(props[name]))
+        elif name not in schema.get("required", ()):
+            # A text field sent blank (a form's empty input) means "not set", like leaving it out.
+            value = {k: v for k, v in _without_null(props[name]).items() if k not in _ANNOTATIONS}
+            props[name] = {"anyOf": [value, _BLANK], **_annotations(props[name])}
     props.update(files)
-    out: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": props}
+    out: dict[str, Any] = {"type": "object", "additionalProperties": False, "properties": props, **(rule or {})}
     needed = [*schema.get("required", []), *required]
     if needed:
         out["required"] = needed
-    if "$defs" in schema:  # a "#/$defs/..." reference would not resolve inside the OpenAPI document
-        raise ValueError(f"{model}: multipart form models must be flat")
     return out
+
+
+def count_rule(ids: str, files: str, low: int, high: int, per_file: tuple[str, ...] = ()) -> dict[str, Any]:
+    """`low` to `high` items in the text list `ids` and the file parts `files` together, as JSON Schema can say
+    it: one branch per number of files (fields in `per_file` hold at most one value per file)."""
+    branches = []
+    for k in range(high + 1):
+        props: dict[str, Any] = {files: {"minItems": k, "maxItems": k},
+                                 ids: {"minItems": max(0, low - k), "maxItems": high - k}}
+        props.update({name: {"maxItems": k} for name in per_file})
+        needed = ([ids] if low - k > 0 else []) + ([files] if k else [])
+        branches.append({"properties": props, **({"required": needed} if needed else {})})
+    return {"anyOf": branches}
 
 
 def unsupported(request: Request, accepted: tuple[str, ...]) -> UnsupportedMediaTypeError:
@@ -186,7 +267,7 @@ def request_body(json_model: type[BaseModel] | None, multipart: dict[str, Any] |
     """`openapi_extra` declaring the accepted media types of a hand-parsed body."""
     content: dict[str, Any] = {}
     if json_model is not None:
-        content["application/json"] = {"schema": json_model.model_json_schema()}
+        content["application/json"] = {"schema": inline_defs(json_model.model_json_schema())}
     if multipart is not None:
         content["multipart/form-data"] = {"schema": multipart}
     return {"requestBody": {"required": True, "content": content}}

@@ -7,7 +7,15 @@ from fastapi import APIRouter, Request, Response
 
 from service.api.cached import cached_result, json_response
 from service.api.deps import CacheDep, EngineDep, StateDep
-from service.api.parsing import binary_field, form_files, form_model, json_or_form, multipart_schema, request_body
+from service.api.parsing import (
+    binary_field,
+    count_rule,
+    form_files,
+    form_model,
+    json_or_form,
+    multipart_schema,
+    request_body,
+)
 from service.api.responses import errors
 from service.cache_keys import result_key
 from service.complete_look import Seeds, complete_outfits
@@ -21,7 +29,10 @@ from service.uploads import embed_uploads, read_upload
 router = APIRouter(prefix="/v1", tags=["outfits"])
 
 BOUNDS = SearchBounds()
-MULTIPART_SCHEMA = multipart_schema(CompleteForm, {"images": {"type": "array", "items": binary_field("a seed photo")}})
+MULTIPART_SCHEMA = multipart_schema(
+    CompleteForm, {"images": {"type": "array", "items": binary_field("a seed photo")}},
+    rule=count_rule("item_ids", "images", 1, MAX_OUTFIT_ITEMS - 1, per_file=("image_categories",)),
+)
 
 
 def by_items(engine: Engine, req: CompleteRequest) -> CompleteResponse:

@@ -11,7 +11,7 @@ from service.api.deps import EngineDep
 from service.api.responses import errors
 from service.errors import ServiceError, UnknownItemsError
 from service.recommend import item_out, sample_category
-from service.schemas import CategoriesResponse, CategoryOut, FiltersResponse, ItemList, ItemOut
+from service.schemas import CATEGORIES_MARK, CategoriesResponse, CategoryOut, FiltersResponse, ItemList, ItemOut
 
 router = APIRouter(tags=["catalog"])
 
@@ -23,7 +23,7 @@ _IMAGE_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"
             responses=errors(422, 503))
 async def list_items(
     engine: EngineDep,
-    category: Annotated[str, Query(min_length=1, max_length=100)],
+    category: Annotated[str, Query(min_length=1, max_length=100, json_schema_extra=CATEGORIES_MARK)],
     limit: Annotated[int, Query(ge=1, le=100)] = 12,
     seed: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> ItemList:
@@ -43,7 +43,8 @@ async def get_categories(engine: EngineDep) -> CategoriesResponse:
     return CategoriesResponse(categories=[CategoryOut(name=c, count=n) for c, n in sorted(cats.items())])
 
 
-@router.get("/v1/filters", response_model=FiltersResponse, summary="What results can be filtered on")
+@router.get("/v1/filters", response_model=FiltersResponse, summary="What results can be filtered on",
+            responses=errors(503))
 async def get_filters(engine: EngineDep) -> FiltersResponse:
     """The price range and the catalog's attributes with their values: the keys `filters` accepts."""
     info = await engine.run(engine.index.describe_filters)

@@ -55,7 +55,7 @@ def _check_key(state: StateDep, api_key: str | None) -> None:
 @router.post("/v1/admin/reload", response_model=ReloadResponse, summary="Load a newly published index/checkpoint",
              openapi_extra={"requestBody": {"required": False, "content": {
                  "application/json": {"schema": ReloadRequest.model_json_schema()}}}},
-             responses=errors(400, 401, 403, 409, 415, 422))
+             responses=errors(400, 401, 403, 409, 413, 415, 422))
 async def reload(
     request: Request,
     state: StateDep,

@@ -7,11 +7,19 @@ from fastapi import APIRouter, Request, Response
 
 from service.api.cached import cached_result, json_response
 from service.api.deps import CacheDep, EngineDep, StateDep
-from service.api.parsing import binary_field, form_files, form_model, json_or_form, multipart_schema, request_body
+from service.api.parsing import (
+    binary_field,
+    count_rule,
+    form_files,
+    form_model,
+    json_or_form,
+    multipart_schema,
+    request_body,
+)
 from service.api.responses import errors
 from service.cache_keys import result_key
 from service.engine import Engine
-from service.errors import InvalidInputError, clip
+from service.errors import InvalidInputError, UnanswerableError, clip
 from service.recommend import item_categories, item_filter, lookup_vectors, record_out
 from service.schemas import (
     MAX_OUTFIT_ITEMS,
@@ -30,7 +38,8 @@ from service.uploads import embed_uploads, read_upload
 router = APIRouter(prefix="/v1", tags=["outfits"])
 
 COMPAT_MULTIPART = multipart_schema(
-    CompatibilityForm, {"images": {"type": "array", "items": binary_field("an outfit item photo")}}
+    CompatibilityForm, {"images": {"type": "array", "items": binary_field("an outfit item photo")}},
+    rule=count_rule("item_ids", "images", 2, MAX_OUTFIT_ITEMS),
 )
 
 
@@ -69,7 +78,8 @@ def _fitb(engine: Engine, req: FITBRequest) -> FITBResponse:
     overlap = sorted(set(candidates) & set(req.outfit))
     if overlap:
         shown = [clip(i) for i in overlap[:20]]
-        raise InvalidInputError(f"candidates {shown} are already in the outfit", item_ids=shown)
+        raise UnanswerableError(f"candidates {shown} are already in the outfit", code="candidates_in_outfit",
+                                item_ids=shown)
     flt = item_filter(engine, req.filters)
     cand = lookup_vectors(engine, candidates)  # every candidate known, filtered out or not
     filtered_out: list[str] = []
@@ -128,6 +138,6 @@ async def post_compatibility(request: Request, state: StateDep, engine: EngineDe
 
 
 @router.post("/fill-in-the-blank", response_model=FITBResponse, summary="Rank candidates to complete an outfit",
-             responses=errors(400, 404, 422, 503))
+             responses=errors(400, 404, 413, 422, 503))
 async def post_fitb(req: FITBRequest, engine: EngineDep) -> FITBResponse:
     return await engine.run(_fitb, engine, req)
