@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +48,15 @@ def serve(*, host: str, port: int, log_level: str = "info", **overrides: Any) ->
         for name, value in overrides.items():
             if value is not None:
                 os.environ[f"OUTFIT_{name.upper()}"] = str(value)
-        uvicorn.run("service.app:app_from_env", factory=True, workers=settings.workers, **options)
+        signal_dir = None
+        if settings.reload_signal is None:  # an admin reload must reach every worker (service/reload_signal.py)
+            signal_dir = tempfile.mkdtemp(prefix="outfit-compat-")  # private (0700), this service's only
+            os.environ["OUTFIT_RELOAD_SIGNAL"] = str(Path(signal_dir) / "reload.json")
+        try:
+            uvicorn.run("service.app:app_from_env", factory=True, workers=settings.workers, **options)
+        finally:
+            if signal_dir is not None:
+                shutil.rmtree(signal_dir, ignore_errors=True)
         return
     from service.app import create_app
 

@@ -64,12 +64,16 @@ class Settings(BaseSettings):
     # seconds, so several workers never answer from different versions for long; 0 turns it off.
     index_watch_s: float = Field(default=5.0, ge=0, le=3600)
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes")
+    # A file the workers of one service share: an admin reload writes what it loaded there and the other
+    # workers' watchers load the same within index_watch_s (service/reload_signal.py). `outfit-compat serve
+    # --workers N` makes one in a private temporary directory when unset.
+    reload_signal: Path | None = Field(default=None, description="shared reload signal file of the workers")
 
     admin_api_key: SecretStr | None = Field(default=None, description="enables POST /v1/admin/reload")
     # Per-stage durations in a `Server-Timing` response header (docs/SERVICE.md); off hides them from clients.
     server_timing: bool = True
 
-    @field_validator("index", "checkpoint", "backend", "redis_url", "admin_api_key", mode="before")
+    @field_validator("index", "checkpoint", "backend", "redis_url", "admin_api_key", "reload_signal", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # `OUTFIT_CHECKPOINT=` in a compose file or .env means "not set", not the current directory.

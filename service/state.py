@@ -14,6 +14,7 @@ from service.cache import MeteredCache
 from service.engine import Engine, EngineLoadError, load_engine
 from service.errors import NotReadyError, ServiceError, clip
 from service.metrics import ServiceMetrics
+from service.reload_signal import ReloadSignal
 from service.settings import Settings
 from service.uploads import DecodeGate
 
@@ -28,10 +29,12 @@ class AppState:
     engine: Engine | None = None
     reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     decode_gate: DecodeGate = field(init=False)
+    reload_signal: ReloadSignal | None = field(init=False)
 
     def __post_init__(self) -> None:
         s = self.settings
         self.decode_gate = DecodeGate(large_pixels=s.decode_large_pixels, slots=s.decode_large_slots)
+        self.reload_signal = ReloadSignal(s.reload_signal) if s.reload_signal is not None else None
 
     @property
     def image_limits(self) -> ImageLimits:

@@ -402,3 +402,54 @@ def test_every_worker_follows_a_newly_published_version(
     assert set(after) == set(before) and set(after.values()) == {new_version}, after
     assert httpx.get(srv.url + "/readyz").json()["items"] == items
     assert statuses and set(statuses) == {200}, sorted(set(statuses))
+
+
+def test_an_admin_reload_reaches_every_worker(
+    start_server: Callable[..., Any], service_index: Path, random_checkpoint: Path, tmp_path: Path
+) -> None:
+    """POST /v1/admin/reload lands on one worker; the other loads the same through the shared reload signal.
+
+    The reload names another index root (a copy with a newer version): `current` of the served root never
+    moves, so only the signal can bring the second worker along.
+    """
+    import threading
+
+    index, other = tmp_path / "index", tmp_path / "other"
+    shutil.copytree(service_index, index, symlinks=True)
+    shutil.copytree(service_index, other, symlinks=True)
+    items = len(publish_half(other))
+    from index.layout import resolve_version_dir
+
+    new_version = json.loads((resolve_version_dir(other) / "manifest.json").read_text())["version"]
+    srv = start_server({"OUTFIT_INDEX_WATCH_S": "1"},
+                       ["--index", str(index), "--checkpoint", str(random_checkpoint), "--workers", "2"])
+    before = _workers(srv.url, 2, 300)
+    assert len(before) == 2 and set(before.values()) != {new_version}, before
+    ids = [kept_item(other)]  # in both roots: every request must succeed
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def load() -> None:
+        with httpx.Client(base_url=srv.url, timeout=60) as c:
+            while not stop.is_set():
+                statuses.append(c.post("/v1/complementary", json={"item_ids": ids, "k": 5}).status_code)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        r = httpx.post(srv.url + "/v1/admin/reload", json={"index": str(other)}, headers={"X-API-Key": "s3cret"},
+                       timeout=120)
+        assert r.status_code == 200 and r.json()["current"]["index_version"] == new_version, r.text
+        t0 = time.monotonic()
+        # Within the interval (1 s) plus the time the other worker takes to load the index beside its old one.
+        after = _workers(srv.url, 2, 180, version=new_version)
+        followed_s = time.monotonic() - t0
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert set(after) == set(before) and set(after.values()) == {new_version}, (after, followed_s)
+    assert all(httpx.get(srv.url + "/readyz").json()["items"] == items for _ in range(4))
+    assert statuses and set(statuses) == {200}, sorted(set(statuses))

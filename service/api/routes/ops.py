@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import StateDep
 from service.api.parsing import media_type, parse_json, unsupported
@@ -72,4 +73,6 @@ async def reload(
     index = Path(body.index) if body.index else None
     ckpt = Path(body.checkpoint) if body.checkpoint else None
     _, engine = await state.reload(index=index, checkpoint=ckpt)
+    if state.reload_signal is not None:  # the other workers load the same (service/reload_signal.py)
+        await run_in_threadpool(state.reload_signal.publish, index=engine.index_root, checkpoint=ckpt)
     return ReloadResponse(status="reloaded", previous=before, current=engine.describe(cache=state.cache.name))
