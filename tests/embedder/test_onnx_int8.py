@@ -27,14 +27,53 @@ METRIC_TOLERANCE = 0.01
 INT8_BACKENDS = ("onnx-int8", "openvino-int8")
 
 
+def trained_checkpoint(root: Path, out: Path) -> Path:
+    """A briefly trained embedder (L_l only, 20 steps at 64 px, d = 32) on the synthetic set.
+
+    The random-init checkpoint puts every item within cosine ~0.97 of every other: its FITB answers and AUC
+    pairs are near-ties that quantisation noise flips at random, more often with the 7-bit weights of CPUs
+    without VNNI (this test failed on AVX2-only machines). A model that has learnt something has spread
+    embeddings, as every served model does, so the FITB/AUC comparison measures quantisation error rather
+    than tie-breaking. The int8 path and the bounds are unchanged."""
+    from training.config import preset
+    from training.loop import train
+
+    config = preset("smoke", data=str(root), use_ss=False, use_pseudo=False, image_size=64, tsne_points=0)
+    return train(config, out_dir=out, progress=False).best_checkpoint
+
+
+def _export_int8(source: Path, root: Path, into: Path) -> tuple[Path, str]:
+    ckpt = into / "ck"
+    shutil.copytree(source, ckpt)
+    argv = ["export", str(ckpt), "--int8", "--data", str(root), "--calibration-images", "96"]
+    assert main([*argv, "--parity-images", "48"]) == 0
+    return ckpt, str(root)
+
+
+def _test_split_embeddings(ckpt: Path, root: str) -> dict[str, tuple[list[str], np.ndarray]]:
+    ds = PolyvoreDataset(root)
+    ids = sorted(ds.outfit_item_ids(("test",)))
+    images = [load_image_file(ds.image_path(i)) for i in ids]
+    return {
+        name: (ids, embed_pil(load_backend(ckpt, backend=name, threads=1), images, batch_size=32))
+        for name in ("onnx", "onnx-int8", "openvino-int8")
+    }
+
+
 @pytest.fixture(scope="module")
 def quantized(random_checkpoint: Path, synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """fp32 + int8 exports of a private copy of the random checkpoint, made through the CLI."""
-    ckpt = tmp_path_factory.mktemp("int8") / "ck"
-    shutil.copytree(random_checkpoint, ckpt)
-    argv = ["export", str(ckpt), "--int8", "--data", str(synth_root), "--calibration-images", "96"]
-    assert main([*argv, "--parity-images", "48"]) == 0
-    return ckpt, str(synth_root)
+    return _export_int8(random_checkpoint, synth_root, tmp_path_factory.mktemp("int8"))
+
+
+@pytest.fixture(scope="module")
+def spread_embeddings(
+    synth_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, dict[str, tuple[list[str], np.ndarray]]]:
+    """Test-split embeddings (fp32 and both int8 runtimes) of a briefly trained checkpoint's exports."""
+    work = tmp_path_factory.mktemp("int8-trained")
+    ckpt, root = _export_int8(trained_checkpoint(synth_root, work / "run"), synth_root, work)
+    return root, _test_split_embeddings(ckpt, root)
 
 
 def test_int8_model_is_really_quantised(quantized: tuple[Path, str]) -> None:
@@ -76,14 +115,7 @@ def test_sampling_is_seeded(synth_root: Path) -> None:
 
 @pytest.fixture(scope="module")
 def test_split_embeddings(quantized: tuple[Path, str]) -> dict[str, tuple[list[str], np.ndarray]]:
-    ckpt, root = quantized
-    ds = PolyvoreDataset(root)
-    ids = sorted(ds.outfit_item_ids(("test",)))
-    images = [load_image_file(ds.image_path(i)) for i in ids]
-    return {
-        name: (ids, embed_pil(load_backend(ckpt, backend=name, threads=1), images, batch_size=32))
-        for name in ("onnx", "onnx-int8", "openvino-int8")
-    }
+    return _test_split_embeddings(*quantized)
 
 
 @pytest.mark.parametrize("name", INT8_BACKENDS)
@@ -119,14 +151,15 @@ def test_int8_keeps_nearest_neighbour_ranking(
 
 @pytest.mark.parametrize("name", INT8_BACKENDS)
 def test_int8_fitb_and_auc_within_one_point_of_fp32(
-    quantized: tuple[Path, str], test_split_embeddings: dict[str, tuple[list[str], np.ndarray]], name: str
+    spread_embeddings: tuple[str, dict[str, tuple[list[str], np.ndarray]]], name: str
 ) -> None:
-    split = PolyvoreDataset(quantized[1]).split("test")
-    fp32 = evaluate_split(split, *test_split_embeddings["onnx"])
-    int8 = evaluate_split(split, *test_split_embeddings[name])
+    root, embeddings = spread_embeddings
+    split = PolyvoreDataset(root).split("test")
+    fp32 = evaluate_split(split, *embeddings["onnx"])
+    int8 = evaluate_split(split, *embeddings[name])
     # This small test split has ~30 FITB questions, so one flipped answer is ~3 points; allow one flip.
-    # A random-init model puts all items within cosine ~0.97 of each other, so its near-tied answers
-    # are the worst case for quantisation noise. The 1-point bound proper is checked at benchmark scale
+    # The model is briefly trained (trained_checkpoint: the random init's near-tied answers flipped at
+    # random on AVX2-only CPUs). The 1-point bound proper is checked at benchmark scale
     # (benchmarks/bench_inference.py, docs/PERFORMANCE.md).
     fitb_tolerance = max(METRIC_TOLERANCE, 1.0 / len(split.fitb) + 1e-9)
     assert abs(int8["fitb"] - fp32["fitb"]) <= fitb_tolerance, (fp32, int8)
