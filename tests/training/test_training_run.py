@@ -19,7 +19,10 @@ from training.loop import train
 @pytest.fixture(scope="module")
 def smoke_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     torch.set_num_threads(2)
-    config = preset("smoke", data=str(synth_root), labeled_fraction=0.5)
+    # Four epochs, not the preset's two: at a constant lr the best validation AUC can only rise with more
+    # epochs, and two left a margin of 0-0.06 over the +0.05 asked for on AVX2-only CPUs (seed- and
+    # thread-count-dependent), so the test passed or failed by chance there (issue 15 item 8).
+    config = preset("smoke", data=str(synth_root), labeled_fraction=0.5, epochs=4)
     return train(config, out_dir=tmp_path_factory.mktemp("smoke") / "run", progress=False)
 
 
