@@ -67,7 +67,7 @@ def quantized(random_checkpoint: Path, synth_root: Path, tmp_path_factory: pytes
 
 
 @pytest.fixture(scope="module")
-def spread_embeddings(
+def trained_embeddings(
     synth_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[str, dict[str, tuple[list[str], np.ndarray]]]:
     """Test-split embeddings (fp32 and both int8 runtimes) of a briefly trained checkpoint's exports."""
@@ -151,9 +151,9 @@ def test_int8_keeps_nearest_neighbour_ranking(
 
 @pytest.mark.parametrize("name", INT8_BACKENDS)
 def test_int8_fitb_and_auc_within_one_point_of_fp32(
-    spread_embeddings: tuple[str, dict[str, tuple[list[str], np.ndarray]]], name: str
+    trained_embeddings: tuple[str, dict[str, tuple[list[str], np.ndarray]]], name: str
 ) -> None:
-    root, embeddings = spread_embeddings
+    root, embeddings = trained_embeddings
     split = PolyvoreDataset(root).split("test")
     fp32 = evaluate_split(split, *embeddings["onnx"])
     int8 = evaluate_split(split, *embeddings[name])
