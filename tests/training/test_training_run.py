@@ -9,29 +9,46 @@ import numpy as np
 import pytest
 import torch
 
-from embedder import load_embedder, read_model_card
+from catalog.polyvore import PolyvoreDataset
+from embedder import build_embedder, load_embedder, read_model_card, save_checkpoint
 from outfit_compat.cli import main
 from training.config import ConfigError, preset
+from training.evaluate import checkpoint_embeddings
 from training.finalize import TrainResult
 from training.loop import train
+from training.metrics import EmbeddingLookup, compatibility_auc, fitb_accuracy
 
 
 @pytest.fixture(scope="module")
 def smoke_run(synth_root: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     torch.set_num_threads(2)
-    # Four epochs, not the preset's two: at a constant lr the best validation AUC can only rise with more
-    # epochs, and two left a margin of 0-0.06 over the +0.05 asked for on AVX2-only CPUs (seed- and
-    # thread-count-dependent), so the test passed or failed by chance there (issue 15 item 8).
     config = preset("smoke", data=str(synth_root), labeled_fraction=0.5, epochs=4)
     return train(config, out_dir=tmp_path_factory.mktemp("smoke") / "run", progress=False)
 
 
-def test_smoke_run_improves_validation_and_writes_artifacts(smoke_run: TrainResult) -> None:
+def _held_out_metrics(checkpoint: Path, root: Path) -> tuple[float, float]:
+    """FITB and AUC over the valid and test splits pooled (48 questions, 144 outfits on the test set)."""
+    ds = PolyvoreDataset(root, "nondisjoint")
+    splits = [ds.split(name) for name in ("valid", "test")]
+    ids = sorted(set().union(*(s.item_ids() for s in splits)))
+    lookup = EmbeddingLookup(ids, checkpoint_embeddings(checkpoint, ds, ids))
+    fitb = fitb_accuracy([q for s in splits for q in s.fitb], lookup)["fitb_cosine"]
+    return fitb, compatibility_auc([c for s in splits for c in s.compatibility], lookup)
+
+
+def test_smoke_run_learns_and_writes_artifacts(smoke_run: TrainResult, synth_root: Path, tmp_path: Path) -> None:
     run = smoke_run.run_dir
+    # Learning is judged on held-out outfits against an untrained embedder of the same shape. The validation
+    # split alone (16 questions, 32 outfits) moved by chance: its best AUC rose by 0.02-0.11 depending on the
+    # CPU's kernels (AVX2 or AVX-512) for the same seed, so a +0.05 bound on it passed or failed by machine.
+    torch.manual_seed(0)
+    untrained = tmp_path / "untrained"
+    save_checkpoint(build_embedder(read_model_card(smoke_run.best_checkpoint).config), untrained,
+                    training_config={"preset": "untrained"})
+    (fitb0, auc0), (fitb, auc) = (_held_out_metrics(c, synth_root) for c in (untrained, smoke_run.best_checkpoint))
+    # Measured (4 epochs, seed 0): FITB +0.33 to +0.44, AUC +0.06 to +0.09 with AVX-512 or AVX2 kernels.
+    assert fitb > fitb0 + 0.15 and auc > auc0 + 0.02, ((fitb0, auc0), (fitb, auc))
     history = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-    initial = next(h for h in history if h["type"] == "epoch" and h["epoch"] == -1)["valid"]
-    trained = [h["valid"] for h in history if h["type"] == "epoch" and h["epoch"] >= 0]
-    assert max(v["auc"] for v in trained) > initial["auc"] + 0.05
     steps = [h for h in history if h["type"] == "step"]
     assert steps and all({"L_l", "L_ss", "L_pseudo", "loss"} <= h.keys() for h in steps)
     for name in ("config.json", "state.pt", "result.json", "curves.png", "tsne.png"):
