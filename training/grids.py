@@ -94,6 +94,8 @@ GRIDS: dict[str, Grid] = {
                       about="96 px, 132 steps (same compute)"),
                  Cell("batch-32", "cpu", {**_PROXY, "batch_size": 32}, about="batch 32, 600 steps (same compute)"),
                  Cell("batch-128", "cpu", {**_PROXY, "batch_size": 128}, about="batch 128, 150 steps (same compute)"),
+                 Cell("96px-preset-compute", "cpu", {"image_size": 96, "triplets_per_epoch": 5632, "tsne_points": 0},
+                      about="96 px at the shipped preset's compute (264 steps): does detail help cold start?"),
              )),
         Grid("cpu-preset", "the cpu preset as shipped, both splits, three seeds (the issue's targets)",
              MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (Cell("cpu", "cpu", {"tsne_points": 0}),)),
