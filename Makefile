@@ -4,8 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# `tests` folders, one pytest process each (see the test target).
-TEST_GROUPS := tests/catalog+tests/docker tests/embedder tests/index tests/service tests/training
+# `tests` folder groups, one pytest process each, in two chains run side by side (tests/run_groups.sh);
+# the chains are balanced by their measured times (README, "Tests").
+TEST_CHAIN_A := tests/service tests/index tests/catalog+tests/docker
+TEST_CHAIN_B := tests/training tests/embedder
 
 .PHONY: browser-deps bench-deps setup demo test test-slow lint bench clean
 
@@ -26,7 +28,7 @@ test: $(STAMP) browser-deps bench-deps
 	@# One pytest process per group: the whole suite in one process has died with SIGSEGV inside the
 	@# interpreter (frame push) after the native runtimes (torch, ONNX Runtime, OpenVINO, FAISS) of many
 	@# folders were loaded; each group passes on its own. Root cause open (README, "Tests").
-	@for g in $(TEST_GROUPS); do echo "== pytest $$g"; $(BIN)/python -m pytest $$(echo $$g | tr + ' ') || exit 1; done
+	PYTEST="$(BIN)/python -m pytest" bash tests/run_groups.sh "$(TEST_CHAIN_A)" "$(TEST_CHAIN_B)"
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
