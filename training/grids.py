@@ -104,15 +104,16 @@ GRIDS: dict[str, Grid] = {
              (Cell("cpu", "cpu", _PROXY),)),
         Grid("claim-synth", "the paper's claim on the synthetic benchmark at α = 5 %", SYNTH, ("nondisjoint",),
              (0, 1, 2), _claim_cells(_CLAIM_SYNTH, 0.05, (0, 1, 2), (0, 1, 2))),
-        Grid("claim-mango", "the paper's claim on Mango where labels are scarce (α = 2 %)", MANGO,
-             ("nondisjoint", "disjoint"), (0, 1, 2), (
-                 *_claim_cells(_CLAIM_MANGO, 0.02, (0, 1, 2), (0,)),
+        Grid("claim-mango", "the paper's claim on Mango where labels are scarce: α = 0.5 % (26 training outfits), "
+             "chosen by the pilots (at α = 1 % and 2 % supervised alone already matched α = 100 % at this budget)",
+             MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (
+                 *_claim_cells(_CLAIM_MANGO, 0.005, (0, 1, 2), (0,)),
                  Cell("supervised-a0.01", "custom", {**_CLAIM_MANGO, **SUPERVISED, "labeled_fraction": 0.01}, (0,),
                       "pilot: where labels, not steps, are scarce"),
-                 Cell("supervised-a0.005", "custom", {**_CLAIM_MANGO, **SUPERVISED, "labeled_fraction": 0.005}, (0,),
-                      "pilot: α = 2 % matched α = 100 % at this budget, so fewer labels still"),
-                 Cell("supervised-a0.05", "custom", {**_CLAIM_MANGO, **SUPERVISED, "labeled_fraction": 0.05}, (0,),
-                      "pilot: the paper's α"),
+                 Cell("supervised-a0.02", "custom", {**_CLAIM_MANGO, **SUPERVISED, "labeled_fraction": 0.02}, (0,),
+                      "pilot: the first α tried"),
+                 Cell("options-a0.02", "custom", {**_CLAIM_MANGO, **OPTIONS, "labeled_fraction": 0.02}, (0,),
+                      "pilot: the options at α = 2 %"),
              )),
     )
 }
