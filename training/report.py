@@ -170,16 +170,23 @@ def claim_section(state: dict[str, Any], name: str) -> list[str]:
 
 
 def claim_reading(cells: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """How much of the supervised-α -> 100 % gap each semi-supervised cell recovers, with its standard error."""
-    sup = next((c for c in cells if c.startswith("supervised-a") and c != "supervised-a1"
-                and any(o.startswith(("paper-a", "options-a")) and o.split("-a")[1] == c.split("-a")[1]
-                        for o in cells)), None)
-    if sup is None or "supervised-a1" not in cells:
+    """How much of the supervised-α -> 100 % gap each semi-supervised cell recovers, with its standard error;
+    one reading per α that has a semi-supervised cell (the claim's α and any pilot α)."""
+    alphas = [c.split("-a")[1] for c in cells if c.startswith("supervised-a") and c != "supervised-a1"
+              and any(o in cells for o in (f"paper-{c[len('supervised-'):]}", f"options-{c[len('supervised-'):]}"))]
+    if not alphas or "supervised-a1" not in cells:
         return ["The claim cannot be read yet: a needed cell has not finished."]
-    alpha = sup.split("-a")[1]
+    out = []
+    for alpha in sorted(alphas, key=float):
+        out.append(f"α = {float(alpha) * 100:g} %:")
+        out += _gap_reading(cells, alpha)
+    return out
+
+
+def _gap_reading(cells: dict[str, list[dict[str, Any]]], alpha: str) -> list[str]:
     out = []
     for metric in ("fitb", "auc"):
-        s = [r["test"][metric] for r in cells[sup]]
+        s = [r["test"][metric] for r in cells[f"supervised-a{alpha}"]]
         f = [r["test"][metric] for r in cells["supervised-a1"]]
         for method in (f"paper-a{alpha}", f"options-a{alpha}"):
             if method not in cells:

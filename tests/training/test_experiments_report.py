@@ -11,7 +11,7 @@ import torch
 from training.diagnostics import run_diagnostics
 from training.experiments import run_grid
 from training.grids import GRIDS, SUPERVISED, SYNTH, Cell, Grid
-from training.report import recovered, write_report
+from training.report import claim_reading, recovered, write_report
 
 TINY = {"max_steps": 4, "epochs": 1, "tsne_points": 0, "unlabeled_batch": 32, "ss_unlabeled": 8}
 
@@ -85,6 +85,24 @@ def test_recovered_share_of_the_gap() -> None:
     assert gap == pytest.approx(0.4) and share == pytest.approx(0.5)
     assert se > 0
     assert recovered([0.9], [0.5], [0.8])[2] < 0  # no gap: nothing to recover
+
+
+def test_claim_reading_covers_every_alpha_with_a_semi_supervised_cell() -> None:
+    def runs(fitb: list[float], auc: list[float]) -> list[dict[str, object]]:
+        return [{"test": {"fitb": f, "auc": a}} for f, a in zip(fitb, auc, strict=True)]
+
+    cells = {"supervised-a0.005": runs([0.50, 0.52], [0.90, 0.91]), "options-a0.005": runs([0.50, 0.56], [0.93, 0.95]),
+             "supervised-a1": runs([0.54, 0.56], [0.95, 0.96]), "supervised-a0.02": runs([0.56], [0.96]),
+             "options-a0.02": runs([0.57], [0.97]), "supervised-a0.01": runs([0.55], [0.95])}
+    lines = claim_reading(cells)
+    assert lines.index("α = 0.5 %:") < lines.index("α = 2 %:") and "α = 1 %:" not in lines  # no method cell at 1 %
+    at_half = lines[lines.index("α = 0.5 %:") + 1:lines.index("α = 2 %:")]
+    assert at_half == [
+        "- FITB: options-a0.005 recovers 50% ± 79 pt (s.e.) of the gap 0.510 → 0.550 (2 seeds); not beyond seed "
+        "noise (2 s.e.); misses the 50 % goal.",
+        "- AUC: options-a0.005 recovers 70% ± 22 pt (s.e.) of the gap 0.905 → 0.955 (2 seeds); beyond seed noise "
+        "(2 s.e.); meets the 50 % goal."]
+    assert lines[lines.index("α = 2 %:") + 1].startswith("- FITB: supervised α = 0.02 is not below α = 100 %")
 
 
 def test_named_grids_are_well_formed() -> None:
