@@ -19,6 +19,9 @@ RESULTS = Path("benchmarks/results")
 # The targets for the cpu preset (Mango test splits, α = 100 %, every seed).
 TARGETS: dict[str, dict[str, float]] = {"nondisjoint": {"fitb": 0.58, "auc": 0.95},
                                         "disjoint": {"fitb": 0.56, "auc": 0.80}}
+# A supervised α -> 100 % gap under 1 point (FITB) or 0.01 (AUC) is within every seed spread measured here
+# (RESULTS.md §1): a share of it would be noise.
+MIN_GAP = 0.01
 # The claim's goal: the best semi-supervised cell recovers this share of the supervised α -> 100 % gap.
 GOAL_RECOVERED = 0.5
 
@@ -147,7 +150,8 @@ def recovered(sup: list[float], method: list[float], full: list[float]) -> tuple
     gap = f - s
     if gap <= 0:
         return float("nan"), float("nan"), gap
-    se_diff = math.sqrt(sum((_se(v) ** 2) for v in (sup, method) if len(v) > 1)) if len(sup) > 1 else float("nan")
+    # Both means need seeds of their own for a noise estimate; one seed of either leaves none.
+    se_diff = math.sqrt(_se(sup) ** 2 + _se(method) ** 2) if min(len(sup), len(method)) > 1 else float("nan")
     return (m - s) / gap, se_diff / gap, gap
 
 
@@ -193,9 +197,10 @@ def _gap_reading(cells: dict[str, list[dict[str, Any]]], alpha: str) -> list[str
                 continue
             m = [r["test"][metric] for r in cells[method]]
             share, se, gap = recovered(s, m, f)
-            if gap <= 0:
-                out.append(f"- {metric.upper()}: supervised α = {alpha} is not below α = 100 % "
-                           f"({statistics.fmean(s):.3f} vs {statistics.fmean(f):.3f}): no gap to recover.")
+            if gap < MIN_GAP:
+                out.append(f"- {metric.upper()}: supervised α = {alpha} is not measurably below α = 100 % "
+                           f"({statistics.fmean(s):.3f} vs {statistics.fmean(f):.3f}, a gap under {MIN_GAP:g}): "
+                           "no gap to recover.")
                 break
             noise = f"± {se * 100:.0f} pt (s.e.)" if not math.isnan(se) else "(one seed: no noise estimate)"
             beyond = not math.isnan(se) and share - 2 * se > 0
