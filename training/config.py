@@ -141,10 +141,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     # 600 steps of 64 triplets at 64 px, L_l only, warm-up + cosine lr peaking at 1e-3, flipped triplets: the
     # sweep in benchmarks/results/cpu-preset-sweep.json (docs/TRAINING.md) chose lr, schedule and flip at the
-    # compute of 300 steps; steps then fill the ~20-minute budget the issue sets on the fleet's machines, which
-    # differ 2-3x in speed (300 steps: benchmarks/results/cpu-preset-300steps.json). Validation after each of the
-    # 3 epochs.
-    # Measured: docs/TRAINING.md ("The cpu preset"): seconds per step on both machine kinds of the fleet.
+    # compute of 300 steps (image size 48-96 px and batch 32-64 tied within seed noise; batch 128 lost); steps
+    # then fill the ~20-minute budget the issue sets on the fleet's machines, which differ 2-3x in speed (300
+    # steps: benchmarks/results/cpu-preset-300steps.json). Validation after each of the 3 epochs.
+    # Measured with 2 torch threads (bench_training): 2.28 s/step on the AVX2-only kind at load average ~5 from
+    # other jobs (~24 min with evaluation), 0.92 s/step on the AVX-512 VNNI kind quiet (~10 min); docs/TRAINING.md.
     "cpu": {
         "image_size": 64,
         "batch_size": 64,
