@@ -176,8 +176,8 @@ def claim_section(state: dict[str, Any], name: str) -> list[str]:
 def claim_reading(cells: dict[str, list[dict[str, Any]]]) -> list[str]:
     """How much of the supervised-α -> 100 % gap each semi-supervised cell recovers, with its standard error;
     one reading per α that has a semi-supervised cell (the claim's α and any pilot α)."""
-    alphas = [c.split("-a")[1] for c in cells if c.startswith("supervised-a") and c != "supervised-a1"
-              and any(o in cells for o in (f"paper-{c[len('supervised-'):]}", f"options-{c[len('supervised-'):]}"))]
+    supervised = [c.split("-a")[1] for c in cells if c.startswith("supervised-a") and c != "supervised-a1"]
+    alphas = [a for a in supervised if f"paper-a{a}" in cells or f"options-a{a}" in cells]
     if not alphas or "supervised-a1" not in cells:
         return ["The claim cannot be read yet: a needed cell has not finished."]
     out = []
