@@ -18,7 +18,7 @@ _OVERRIDES: dict[str, str] = {
     "unlabeled_batch": "unlabeled_batch", "ss_unlabeled": "ss_unlabeled", "lr": "lr", "epochs": "epochs",
     "triplets_per_epoch": "triplets_per_epoch", "max_steps": "max_steps", "seed": "seed", "device": "device",
     "workers": "workers", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
-    "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps", "hflip": "hflip",
+    "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps", "hflip": "hflip", "shape_aug": "shape_aug",
     "pseudo_warmup_steps": "pseudo_warmup_steps", "pseudo_rampup_steps": "pseudo_rampup_steps",
     "rampup_ss": "rampup_ss", "ema_decay": "ema_decay", "category_matching": "category_matching",
     "acceptance": "acceptance", "ratio_threshold": "ratio_threshold", "queue_size": "queue_size",
@@ -50,6 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--warmup-steps", type=int, help="linear lr warm-up steps")
     t.add_argument("--hflip", action=argparse.BooleanOptionalAction, default=None,
                    help="random horizontal flip of labeled triplet images")
+    t.add_argument("--shape-aug", type=float,
+                   help="probability of the shape transform T_s on each labeled triplet image")
     g = t.add_argument_group("pseudo-triplet options (beyond the paper; docs/TRAINING.md)")
     g.add_argument("--pseudo-warmup-steps", type=int, help="steps with L_pseudo weight 0 (supervised warm-up)")
     g.add_argument("--pseudo-rampup-steps", type=int, help="then ramp the weight by exp(-5(1-t)^2) over these")

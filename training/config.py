@@ -75,6 +75,9 @@ class TrainConfig:
     warmup_steps: int = 0
     # Random horizontal flip of labeled triplet images (a mirrored garment is the same garment).
     hflip: bool = False
+    # Probability of the paper's shape transform T_s on each labeled triplet image: T_s keeps colour and
+    # identity (it is L_ss's positive), so it augments L_l without changing which items are compatible.
+    shape_aug: float = 0.0
     # runtime
     seed: int = 0
     device: str = "auto"
@@ -97,6 +100,7 @@ class TrainConfig:
             (self.unlabeled_batch >= 1, f"--unlabeled-batch must be ≥ 1, not {self.unlabeled_batch}"),
             (self.ss_unlabeled >= 0, f"--ss-unlabeled must be ≥ 0, not {self.ss_unlabeled}"),
             (self.lr > 0, f"--lr must be positive, not {self.lr}"),
+            (0.0 <= self.shape_aug <= 1.0, f"--shape-aug must be in [0, 1], not {self.shape_aug}"),
             (self.epochs >= 1, f"--epochs must be ≥ 1, not {self.epochs}"),
             (self.lambda_ss >= 0 and self.lambda_pseudo >= 0, "loss weights must be ≥ 0"),
             (self.use_l or self.use_ss or self.use_pseudo, "at least one loss term must be switched on"),

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from embedder.config import PreprocessConfig
@@ -23,7 +24,7 @@ from embedder.files import atomic_path
 from embedder.image_io import load_image_file
 from embedder.preprocess import normalize_array, resize_square
 from training.sampler import Triplet
-from training.transforms import ViewTransforms
+from training.transforms import ShapeTransform, ViewTransforms
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
@@ -99,10 +100,12 @@ class TripletDataset(Dataset[dict[str, torch.Tensor]]):
 
     def __init__(
         self, triplets: Sequence[Triplet], store: ImageStore, *, views: ViewTransforms | None, seed: int, epoch: int,
-        hflip: bool = False, category_codes: Mapping[str, int] | None = None,
+        hflip: bool = False, shape_aug: float = 0.0, category_codes: Mapping[str, int] | None = None,
     ) -> None:
         self.triplets = list(triplets)
         self.hflip = hflip
+        self.shape_aug = shape_aug
+        self.shape = ShapeTransform() if shape_aug > 0 else None
         self.category_codes = category_codes
         self.store = store
         self.views = views
@@ -117,6 +120,10 @@ class TripletDataset(Dataset[dict[str, torch.Tensor]]):
         if self.hflip:
             flip = np.random.default_rng([self.seed, self.epoch, k, 0xF1]).random(len(arrs)) < 0.5
             arrs = np.stack([a[:, ::-1] if f else a for a, f in zip(arrs, flip, strict=True)])
+        if self.shape is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, k, 0x5A])
+            arrs = np.stack([np.asarray(self.shape(Image.fromarray(np.ascontiguousarray(a)), rng))
+                             if rng.random() < self.shape_aug else a for a in arrs])
         out = {"triplet": to_input(arrs, self.store.cfg)}
         if self.category_codes is not None:
             out["categories"] = torch.tensor([self.category_codes.get(i, -1) for i in self.triplets[k]])

@@ -97,6 +97,18 @@ GRIDS: dict[str, Grid] = {
                  Cell("96px-preset-compute", "cpu", {"image_size": 96, "triplets_per_epoch": 5632, "tsne_points": 0},
                       about="96 px at the shipped preset's compute (264 steps): does detail help cold start?"),
              )),
+        Grid("disjoint-sweep", "one change at a time around the shipped cpu preset on Mango disjoint (cold start, "
+             "the split whose FITB target the preset missed), each at the preset's compute (600 steps at 64 px)",
+             MANGO, ("disjoint",), (0,), (
+                 Cell("shape-aug-0.5", "cpu", {"shape_aug": 0.5, "tsne_points": 0},
+                      about="T_s on each labeled image with probability 0.5"),
+                 Cell("wd-1e-4", "cpu", {"weight_decay": 1e-4, "tsne_points": 0}, about="Adam L2 weight decay 1e-4"),
+                 Cell("embed-128", "cpu", {"embed_dim": 128, "tsne_points": 0}, about="128-d embedding"),
+                 Cell("80px", "cpu", {"image_size": 80, "triplets_per_epoch": 8192, "tsne_points": 0},
+                      about="80 px, 384 steps (same compute)"),
+                 Cell("96px", "cpu", {"image_size": 96, "triplets_per_epoch": 5632, "tsne_points": 0},
+                      about="96 px, 264 steps (same compute)"),
+             )),
         Grid("cpu-preset", "the cpu preset as shipped, both splits, three seeds (the issue's targets)",
              MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (Cell("cpu", "cpu", {"tsne_points": 0}),)),
         Grid("cpu-preset-300steps", "the previous cpu preset (300 steps, a quarter of today's), both splits, three "

@@ -183,7 +183,7 @@ def epoch_loader(run: Run) -> DataLoader[dict[str, torch.Tensor]]:
     c, ctx = run.config, run.ctx
     triplets = run.data.sampler.sample(run.n_triplets, np.random.default_rng([c.seed, run.epoch, 0x7E]))
     dataset = TripletDataset(triplets, run.data.store, views=run.views, seed=c.seed, epoch=run.epoch, hflip=c.hflip,
-                             category_codes=run.data.category_codes)
+                             shape_aug=c.shape_aug, category_codes=run.data.category_codes)
     dsampler: DistributedSampler[int] = DistributedSampler(
         dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=c.seed, drop_last=True
     )

@@ -74,3 +74,20 @@ def test_triplet_dataset_and_unlabeled_source_are_seeded(synth_root: Path) -> No
     assert len(src.sample(10_000, step=0)) == len(ids)
     with pytest.raises(ValueError, match="unlabeled pool is empty"):
         UnlabeledSource([], store, views=None, seed=0)
+
+
+def test_shape_augmentation_of_labeled_images_is_seeded_and_keeps_colour(synth_root: Path) -> None:
+    ds = PolyvoreDataset(synth_root)
+    ids = sorted(ds.items)
+    store = ImageStore({i: ds.image_path(i) for i in ids}, PreprocessConfig(image_size=24))
+    trips = [Triplet(ids[0], ids[1], ids[2])]
+    plain = TripletDataset(trips, store, views=None, seed=1, epoch=0)[0]["triplet"]
+    aug = TripletDataset(trips, store, views=None, seed=1, epoch=0, shape_aug=1.0)[0]["triplet"]
+    again = TripletDataset(trips, store, views=None, seed=1, epoch=0, shape_aug=1.0)[0]["triplet"]
+    other_epoch = TripletDataset(trips, store, views=None, seed=1, epoch=1, shape_aug=1.0)[0]["triplet"]
+    assert torch.equal(aug, again) and not torch.equal(aug, plain) and not torch.equal(aug, other_epoch)
+    # T_s moves pixels, not colours: each image's mean colour stays close (white fill at the corners aside).
+    assert (aug.mean(dim=(2, 3)) - plain.mean(dim=(2, 3))).abs().max() < 0.5
+    assert torch.equal(TripletDataset(trips, store, views=None, seed=1, epoch=0, shape_aug=0.0)[0]["triplet"], plain)
+    with pytest.raises(ValueError, match="shape-aug"):
+        preset("smoke", shape_aug=1.5)
