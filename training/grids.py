@@ -119,7 +119,7 @@ GRIDS: dict[str, Grid] = {
         Grid("claim-mango", "the paper's claim on Mango where labels are scarce: α = 0.5 % (26 training outfits), "
              "chosen by the pilots (at α = 1 % and 2 % supervised alone already matched α = 100 % at this budget)",
              MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (
-                 *_claim_cells(_CLAIM_MANGO, 0.005, (0, 1, 2), (0,)),
+                 *_claim_cells(_CLAIM_MANGO, 0.005, (0, 1, 2), (0, 1, 2)),
                  Cell("supervised-a0.01", "custom", {**_CLAIM_MANGO, **SUPERVISED, "labeled_fraction": 0.01}, (0,),
                       "pilot: where labels, not steps, are scarce"),
                  Cell("supervised-a0.02", "custom", {**_CLAIM_MANGO, **SUPERVISED, "labeled_fraction": 0.02}, (0,),
