@@ -100,7 +100,7 @@ GRIDS: dict[str, Grid] = {
         Grid("disjoint-sweep", "one change at a time around the shipped cpu preset on Mango disjoint (cold start, "
              "the split whose FITB target the preset missed), each at the preset's compute (600 steps at 64 px)",
              MANGO, ("disjoint",), (0,), (
-                 Cell("shape-aug-0.5", "cpu", {"shape_aug": 0.5, "tsne_points": 0},
+                 Cell("shape-aug-0.5", "cpu", {"shape_aug": 0.5, "tsne_points": 0}, (0, 1, 2),
                       about="T_s on each labeled image with probability 0.5"),
                  Cell("wd-1e-4", "cpu", {"weight_decay": 1e-4, "tsne_points": 0}, about="Adam L2 weight decay 1e-4"),
                  Cell("embed-128", "cpu", {"embed_dim": 128, "tsne_points": 0}, about="128-d embedding"),
