@@ -119,14 +119,14 @@ def _baselines(state: dict[str, Any], kind: str) -> list[tuple[str, dict[str, fl
             if name in b]
 
 
-def sweep_section(state: dict[str, Any]) -> list[str]:
-    lines = [f"Grid `cpu-preset-sweep`: {state.get('about', '')}. Mango test split of the row's kind, seed 0 "
-             "(`outfit-compat experiment run --grid cpu-preset-sweep`). One seed per cell: differences of a "
-             "couple of FITB points are within seed noise (§1 shows the spread over three seeds).", "",
-             "| cell | change | split | test FITB | test AUC | valid FITB | valid AUC | mean cosine / eff. rank | "
-             "steps | min | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+def sweep_section(state: dict[str, Any], grid: str = "cpu-preset-sweep") -> list[str]:
+    lines = [f"Grid `{grid}`: {state.get('about', '')}. Mango test split of the row's kind "
+             f"(`outfit-compat experiment run --grid {grid}`). One seed per cell unless more are listed: "
+             "differences of a couple of FITB points are within seed noise (§1 shows the spread over three seeds).",
+             "", "| cell | change | split | seed | test FITB | test AUC | valid FITB | valid AUC | "
+             "mean cosine / eff. rank | steps | min | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(state["runs"], key=lambda r: r["kind"] != "nondisjoint"):
-        lines.append(f"| {r['cell']} | {r.get('about', '')} | {r['kind']} | {_pct(r['test']['fitb'])} | "
+        lines.append(f"| {r['cell']} | {r.get('about', '')} | {r['kind']} | {r['seed']} | {_pct(r['test']['fitb'])} | "
                      f"{r['test']['auc']:.3f} | {_pct(r['valid']['fitb'])} | {r['valid']['auc']:.3f} | {_spread(r)} | "
                      f"{r['steps']} | {_minutes(r)} | {_load_avg(r)} |")
     return lines
@@ -262,6 +262,9 @@ def render(results_dir: Path = RESULTS) -> str:
     sweep = _load(results_dir / "cpu-preset-sweep.json")
     doc += ["", "## 2. How the preset was chosen", ""]
     doc += sweep_section(sweep) if sweep else ["Not run yet."]
+    cold = _load(results_dir / "disjoint-sweep.json")
+    if cold:
+        doc += ["", "### Around the preset on the cold-start split", "", *sweep_section(cold, "disjoint-sweep")]
     for n, (fname, title) in enumerate((("claim-synth.json", "The paper's claim on the synthetic benchmark"),
                                         ("claim-mango.json", "The paper's claim on Mango")), start=3):
         state = _load(results_dir / fname)

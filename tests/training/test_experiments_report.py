@@ -140,3 +140,16 @@ def test_preset_section_reports_misses_missing_seeds_and_the_step_comparison(tmp
     assert doc.count("| colour histogram | – | 40.0% | 0.650 |") == 4  # a baseline row per split and preset
     assert "| nondisjoint | 0, 1 | 57.1 ± 2.0% | 58.5 ± 2.1% |" in doc
     assert "| disjoint | 0 | 53.7% | 55.0% |" in doc
+
+
+def test_sweep_sections_name_their_grid_and_each_run_seed(tmp_path: Path) -> None:
+    def run(cell: str, seed: int, fitb: float) -> dict[str, object]:
+        return {"cell": cell, "about": f"about {cell}", "kind": "disjoint", "seed": seed, "steps": 600,
+                "seconds": 1500.0, "test": {"fitb": fitb, "auc": 0.806}, "valid": {"fitb": 0.5, "auc": 0.8}}
+
+    (tmp_path / "disjoint-sweep.json").write_text(json.dumps(
+        {"about": "around the preset", "runs": [run("shape-aug-0.5", 0, 0.56), run("shape-aug-0.5", 1, 0.54)]}))
+    doc = write_report(tmp_path / "RESULTS.md", tmp_path).read_text()
+    assert "Grid `disjoint-sweep`: around the preset." in doc
+    assert "| shape-aug-0.5 | about shape-aug-0.5 | disjoint | 0 | 56.0% | 0.806 |" in doc
+    assert "| shape-aug-0.5 | about shape-aug-0.5 | disjoint | 1 | 54.0% | 0.806 |" in doc
