@@ -40,7 +40,9 @@ class Grid:
 
 
 # 300-step proxies (3 epochs of 6,400 triplets at batch 64) around the cpu preset, one change per cell.
-_PROXY = {"epochs": 3, "triplets_per_epoch": 6400, "tsne_points": 0}
+_PROXY = {"epochs": 3, "triplets_per_epoch": 6400, "tsne_points": 0, "shape_aug": 0.0}
+# The cpu preset before shape augmentation joined it: the base of the sweeps and of the previous-preset grids.
+_NO_AUG = {"shape_aug": 0.0, "tsne_points": 0}
 
 # The pseudo-triplet options together (chosen by the claim-synth grid; docs/TRAINING.md).
 OPTIONS: dict[str, Any] = {
@@ -83,7 +85,7 @@ GRIDS: dict[str, Grid] = {
                       about="64 px, batch 64, cosine lr 2e-3, 50 warm-up steps, flip"),
                  Cell("lr-1e-3", "cpu", {**_PROXY, "lr": 1e-3}, about="cosine, peak lr 1e-3 (the shipped preset)"),
                  Cell("lr-4e-3", "cpu", {**_PROXY, "lr": 4e-3}, about="cosine, peak lr 4e-3"),
-                 Cell("600-steps-lr-2e-3", "cpu", {"lr": 2e-3, "triplets_per_epoch": 12800, "tsne_points": 0},
+                 Cell("600-steps-lr-2e-3", "cpu", {**_NO_AUG, "lr": 2e-3, "triplets_per_epoch": 12800},
                       about="twice the compute: 600 steps at peak lr 2e-3"),
                  Cell("constant-lr-1e-3", "cpu", {**_PROXY, "lr_schedule": "constant", "lr": 1e-3,
                                                   "warmup_steps": 0}, about="the first wave's constant lr"),
@@ -94,24 +96,27 @@ GRIDS: dict[str, Grid] = {
                       about="96 px, 132 steps (same compute)"),
                  Cell("batch-32", "cpu", {**_PROXY, "batch_size": 32}, about="batch 32, 600 steps (same compute)"),
                  Cell("batch-128", "cpu", {**_PROXY, "batch_size": 128}, about="batch 128, 150 steps (same compute)"),
-                 Cell("96px-preset-compute", "cpu", {"image_size": 96, "triplets_per_epoch": 5632, "tsne_points": 0},
+                 Cell("96px-preset-compute", "cpu", {**_NO_AUG, "image_size": 96, "triplets_per_epoch": 5632},
                       about="96 px at the shipped preset's compute (264 steps): does detail help cold start?"),
              )),
-        Grid("disjoint-sweep", "one change at a time around the shipped cpu preset on Mango disjoint (cold start, "
-             "the split whose FITB target the preset missed), each at the preset's compute (600 steps at 64 px)",
+        Grid("disjoint-sweep", "one change at a time around the 600-step cpu preset without shape augmentation on "
+             "Mango disjoint (cold start, the split whose FITB target that preset missed), each at its compute (600 "
+             "steps at 64 px); the shape-aug cell, adopted, also on nondisjoint",
              MANGO, ("disjoint",), (0,), (
-                 Cell("shape-aug-0.5", "cpu", {"shape_aug": 0.5, "tsne_points": 0}, (0, 1, 2),
+                 Cell("shape-aug-0.5", "cpu", {**_NO_AUG, "shape_aug": 0.5}, (0, 1, 2),
                       about="T_s on each labeled image with probability 0.5"),
-                 Cell("wd-1e-4", "cpu", {"weight_decay": 1e-4, "tsne_points": 0}, about="Adam L2 weight decay 1e-4"),
-                 Cell("embed-128", "cpu", {"embed_dim": 128, "tsne_points": 0}, about="128-d embedding"),
-                 Cell("80px", "cpu", {"image_size": 80, "triplets_per_epoch": 8192, "tsne_points": 0},
+                 Cell("wd-1e-4", "cpu", {**_NO_AUG, "weight_decay": 1e-4}, about="Adam L2 weight decay 1e-4"),
+                 Cell("embed-128", "cpu", {**_NO_AUG, "embed_dim": 128}, about="128-d embedding"),
+                 Cell("80px", "cpu", {**_NO_AUG, "image_size": 80, "triplets_per_epoch": 8192},
                       about="80 px, 384 steps (same compute)"),
-                 Cell("96px", "cpu", {"image_size": 96, "triplets_per_epoch": 5632, "tsne_points": 0},
+                 Cell("96px", "cpu", {**_NO_AUG, "image_size": 96, "triplets_per_epoch": 5632},
                       about="96 px, 264 steps (same compute)"),
              )),
         Grid("cpu-preset", "the cpu preset as shipped, both splits, three seeds (the issue's targets)",
              MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (Cell("cpu", "cpu", {"tsne_points": 0}),)),
-        Grid("cpu-preset-300steps", "the previous cpu preset (300 steps, a quarter of today's), both splits, three "
+        Grid("cpu-preset-no-shape-aug", "the cpu preset before shape augmentation (600 steps), both splits, "
+             "three seeds", MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (Cell("cpu", "cpu", _NO_AUG),)),
+        Grid("cpu-preset-300steps", "an earlier cpu preset (300 steps, half of today's), both splits, three "
              "seeds: what the longer schedule buys", MANGO, ("nondisjoint", "disjoint"), (0, 1, 2),
              (Cell("cpu", "cpu", _PROXY),)),
         Grid("claim-synth", "the paper's claim on the synthetic benchmark at α = 5 %", SYNTH, ("nondisjoint",),
