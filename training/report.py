@@ -111,7 +111,7 @@ def _shortfall(delta: float) -> str:
     return f"FITB {pts:+.2f} pt" if pts > -0.1 else f"FITB {pts:+.1f} pt"
 
 
-def steps_comparison(current: dict[str, Any], previous: dict[str, Any]) -> list[str]:
+def preset_comparison(current: dict[str, Any], previous: dict[str, Any]) -> list[str]:
     """Mean test FITB/AUC of the shipped preset next to an earlier one, per split, same seeds."""
     lines = ["| split | seeds | previous FITB | shipped FITB | previous AUC | shipped AUC |",
              "|---|---|---|---|---|---|"]
@@ -273,7 +273,7 @@ def render(results_dir: Path = RESULTS) -> str:
             continue
         doc += [f"### {title}", "", *cpu_preset_section(previous, label, level=4, flags=flags)]
         if preset_runs:
-            doc += [f"### {gain} (same seeds)", "", *steps_comparison(preset_runs, previous), ""]
+            doc += [f"### {gain} (same seeds)", "", *preset_comparison(preset_runs, previous), ""]
     sweep = _load(results_dir / "cpu-preset-sweep.json")
     doc += ["", "## 2. How the preset was chosen", ""]
     doc += sweep_section(sweep) if sweep else ["Not run yet."]
