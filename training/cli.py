@@ -19,6 +19,7 @@ _OVERRIDES: dict[str, str] = {
     "triplets_per_epoch": "triplets_per_epoch", "max_steps": "max_steps", "seed": "seed", "device": "device",
     "workers": "workers", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
     "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps", "hflip": "hflip", "shape_aug": "shape_aug",
+    "weight_ema": "weight_ema", "select_epoch": "select_epoch", "probe_test": "probe_test",
     "pseudo_warmup_steps": "pseudo_warmup_steps", "pseudo_rampup_steps": "pseudo_rampup_steps",
     "rampup_ss": "rampup_ss", "ema_decay": "ema_decay", "category_matching": "category_matching",
     "acceptance": "acceptance", "ratio_threshold": "ratio_threshold", "queue_size": "queue_size",
@@ -52,6 +53,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random horizontal flip of labeled triplet images")
     t.add_argument("--shape-aug", type=float,
                    help="probability of the shape transform T_s on each labeled triplet image")
+    t.add_argument("--weight-ema", type=float,
+                   help="serve an exponential moving average of the weights with this decay (0 = the weights)")
+    t.add_argument("--select-epoch", choices=("best", "last"), help="best validated epoch or the last one")
+    t.add_argument("--probe-test", action=argparse.BooleanOptionalAction, default=None,
+                   help="diagnostic: log test metrics at every validation (never used for selection)")
     g = t.add_argument_group("pseudo-triplet options (beyond the paper; docs/TRAINING.md)")
     g.add_argument("--pseudo-warmup-steps", type=int, help="steps with L_pseudo weight 0 (supervised warm-up)")
     g.add_argument("--pseudo-rampup-steps", type=int, help="then ramp the weight by exp(-5(1-t)^2) over these")

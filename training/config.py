@@ -21,6 +21,7 @@ from typing import Any
 BACKBONE_CHOICES = ("none", "imagenet")
 LR_SCHEDULES = ("constant", "cosine")
 ACCEPTANCE = ("none", "mutual", "ratio", "mutual+ratio")
+SELECT_EPOCH = ("best", "last")
 
 
 class ConfigError(ValueError):
@@ -78,6 +79,16 @@ class TrainConfig:
     # Probability of the paper's shape transform T_s on each labeled triplet image: T_s keeps colour and
     # identity (it is L_ss's positive), so it augments L_l without changing which items are compatible.
     shape_aug: float = 0.0
+    # >0: the product model is an exponential moving average of the trained weights with this decay (Polyak
+    # averaging; batch-norm statistics are the trained model's): validation, the best-epoch choice and the saved
+    # checkpoint use it. It smooths the step-to-step noise of a short, large-lr run.
+    weight_ema: float = 0.0
+    # Which validated epoch becomes the product: "best" (valid AUC + FITB) or "last" (no choice: on a split
+    # with ~130 validation questions the choice itself is noisy).
+    select_epoch: str = "best"
+    # Diagnostic only: at every validation also score the test split, for the trained and the averaged
+    # weights, in metrics.jsonl (how the selection policies compare; never used by the run itself).
+    probe_test: bool = False
     # runtime
     seed: int = 0
     device: str = "auto"
@@ -101,6 +112,9 @@ class TrainConfig:
             (self.ss_unlabeled >= 0, f"--ss-unlabeled must be ≥ 0, not {self.ss_unlabeled}"),
             (self.lr > 0, f"--lr must be positive, not {self.lr}"),
             (0.0 <= self.shape_aug <= 1.0, f"--shape-aug must be in [0, 1], not {self.shape_aug}"),
+            (0.0 <= self.weight_ema < 1.0, f"--weight-ema must be in [0, 1), not {self.weight_ema}"),
+            (self.select_epoch in SELECT_EPOCH,
+             f"--select-epoch must be one of {SELECT_EPOCH}, not {self.select_epoch!r}"),
             (self.epochs >= 1, f"--epochs must be ≥ 1, not {self.epochs}"),
             (self.lambda_ss >= 0 and self.lambda_pseudo >= 0, "loss weights must be ≥ 0"),
             (self.use_l or self.use_ss or self.use_pseudo, "at least one loss term must be switched on"),

@@ -112,6 +112,13 @@ GRIDS: dict[str, Grid] = {
                  Cell("96px", "cpu", {**_NO_AUG, "image_size": 96, "triplets_per_epoch": 5632},
                       about="96 px, 264 steps (same compute)"),
              )),
+        Grid("selection-sweep", "the cpu preset with a moving average of its weights (decay 0.99) as the product, "
+             "both splits, three seeds; every validation also scores the test split for the trained and the averaged "
+             "weights, so best-epoch vs last-epoch and averaged vs trained weights compare on the same runs",
+             MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (
+                 Cell("weight-ema-0.99", "cpu", {"weight_ema": 0.99, "probe_test": True, "tsne_points": 0},
+                      about="EMA of the weights (0.99) validated and saved, best validated epoch"),
+             )),
         Grid("cpu-preset", "the cpu preset as shipped, both splits, three seeds (the issue's targets)",
              MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (Cell("cpu", "cpu", {"tsne_points": 0}),)),
         Grid("cpu-preset-no-shape-aug", "the cpu preset before shape augmentation (600 steps), both splits, "

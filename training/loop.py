@@ -32,6 +32,7 @@ from training.prepare import TrainingData, prepare_data
 from training.schedules import lr_multiplier
 from training.state import STATE_FILE, load_state, rng_state, save_state, set_rng_state
 from training.step import autocast, load_scaler_state, make_scaler, optimizer_step
+from training.teacher import EmaTeacher
 from training.transforms import ViewTransforms
 
 __all__ = ["Run", "TrainResult", "end_epoch", "restore", "run_epoch", "set_up", "train", "train_step"]
@@ -76,6 +77,7 @@ class Run:
     scaler: torch.amp.GradScaler
     memory_format: torch.memory_format
     metrics_log: JsonlLog
+    averaged: EmaTeacher | None  # --weight-ema: the moving average that becomes the product
     n_triplets: int
     steps_per_epoch: int
     total_steps: int
@@ -86,6 +88,11 @@ class Run:
     best_score: float = -float("inf")
     best_epoch: int = -1
     epoch_started: float = 0.0
+
+    @property
+    def product(self) -> Embedder:
+        """The weights that are validated and saved: the moving average when there is one."""
+        return self.averaged.module if self.averaged is not None else self.net  # type: ignore[return-value]
 
     @property
     def budget_hit(self) -> bool:
@@ -99,6 +106,7 @@ class Run:
             "batch_in_epoch": self.batch_in_epoch, "step": self.step, "config": self.config.to_dict(),
             "rng": rng_state(), "best_score": self.best_score, "best_epoch": self.best_epoch,
             "objective": self.objective.state_dict(),
+            "weight_ema": self.averaged.state_dict() if self.averaged is not None else None,
         }
 
 
@@ -144,7 +152,8 @@ def set_up(
     run = Run(
         config=config, ctx=ctx, out_dir=out_dir, data=data, views=views, objective=objective, net=net, model=net,
         optimizer=optimizer, scheduler=scheduler, scaler=make_scaler(ctx.device, enabled=config.amp),
-        memory_format=memory_format, metrics_log=metrics_log, n_triplets=n_triplets,
+        memory_format=memory_format, metrics_log=metrics_log,
+        averaged=EmaTeacher(net, decay=config.weight_ema) if config.weight_ema > 0 else None, n_triplets=n_triplets,
         steps_per_epoch=steps_per_epoch, total_steps=total_steps,
     )
     if resume:
@@ -168,6 +177,11 @@ def restore(run: Run, path: Path) -> None:
     run.best_score, run.best_epoch = st["best_score"], st["best_epoch"]
     set_rng_state(st["rng"])
     run.objective.load_state_dict(st.get("objective", {}))
+    if run.averaged is not None:
+        saved = st.get("weight_ema")
+        if saved is None:
+            raise ValueError(f"{path} holds no weight average although --weight-ema is {run.config.weight_ema}")
+        run.averaged.load_state_dict(saved)
     log.info("resumed from %s at epoch %d, batch %d (step %d)", path, run.epoch, run.batch_in_epoch, run.step)
 
 
@@ -204,6 +218,8 @@ def train_step(run: Run, batch: dict[str, torch.Tensor]) -> dict[str, float]:
                                scaler=run.scaler, clip_norm=c.grad_clip, step=run.step, all_finite=ctx.all_finite)
     run.scheduler.step()
     run.objective.after_step(run.net)  # after the optimizer step: the EMA teacher follows the updated weights
+    if run.averaged is not None:
+        run.averaged.update(run.net)
     run.step += 1
     run.batch_in_epoch += 1
     terms = ctx.mean({"loss": float(out.loss.detach()), **out.terms})
@@ -237,18 +253,34 @@ def run_epoch(run: Run, *, progress: bool) -> None:
     bar.close()
 
 
+def probe(run: Run) -> dict[str, dict[str, dict[str, float]]]:
+    """Valid and test metrics of the trained weights and (with --weight-ema) of their average: a diagnostic
+    for comparing selection policies after the fact; the run never reads it."""
+    models = {"weights": run.net, **({"average": run.product} if run.averaged is not None else {})}
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for name, model in models.items():
+        test_emb = embed_items(model, run.data.store, run.data.test_ids, batch_size=run.config.eval_batch)
+        out[name] = {"valid": validate(model, run.data, run.config),
+                     "test": evaluate_split(run.data.test, run.data.test_ids, test_emb)}
+    return out
+
+
 def end_epoch(run: Run) -> None:
     """Validate, keep the best checkpoint, move to the next epoch if this one is done, save the resume state."""
     c, ctx = run.config, run.ctx
     epoch_done = run.batch_in_epoch >= run.steps_per_epoch
     if ctx.is_main:
-        valid = validate(run.net, run.data, c)
-        run.metrics_log.write({"type": "epoch", "epoch": run.epoch, "step": run.step, "valid": valid,
-                               "seconds": round(time.perf_counter() - run.epoch_started, 2)})
+        seconds = round(time.perf_counter() - run.epoch_started, 2)
+        valid = validate(run.product, run.data, c)
+        record: dict[str, Any] = {"type": "epoch", "epoch": run.epoch, "step": run.step, "valid": valid,
+                                  "seconds": seconds}
+        if c.probe_test:
+            record["probe"] = probe(run)
+        run.metrics_log.write(record)
         log.info("epoch %d step %d valid %s", run.epoch + 1, run.step, {k: round(v, 4) for k, v in valid.items()})
-        if selection_score(valid) > run.best_score:
+        if c.select_epoch == "last" or selection_score(valid) > run.best_score:
             run.best_score, run.best_epoch = selection_score(valid), run.epoch
-            save_checkpoint(run.net, run.out_dir / "best", backbone_weights=c.backbone_weights,
+            save_checkpoint(run.product, run.out_dir / "best", backbone_weights=c.backbone_weights,
                             training_config=c.to_dict(), metrics={"valid": valid},
                             data_fingerprint=run.data.fingerprint)
     if epoch_done:

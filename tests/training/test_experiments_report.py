@@ -159,7 +159,7 @@ def test_sweep_sections_name_their_grid_and_each_run_seed(tmp_path: Path) -> Non
 def test_recorded_runs_are_what_their_grid_cells_train_today() -> None:
     """Every run in benchmarks/results/<grid>.json has the config its cell builds now (a preset change must pin
     the earlier grids, as `shape_aug: 0` does), outputs that do not change the model aside."""
-    outputs = {"tsne_points", "log_every", "eval_batch", "workers", "device", "checkpoint_every"}
+    outputs = {"tsne_points", "log_every", "eval_batch", "workers", "device", "checkpoint_every", "probe_test"}
     default = TrainConfig().to_dict()  # a field a run does not record did not exist yet: it ran as the default
     checked = 0
     for path in sorted((Path(__file__).parents[2] / "benchmarks" / "results").glob("*.json")):
