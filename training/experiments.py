@@ -66,6 +66,12 @@ def grid_data(grid: Grid, data: Path | None) -> Path:
     return root
 
 
+def epoch_records(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each validation of a run (its valid metrics and, with --probe-test, the probe), without timings."""
+    keep = ("epoch", "step", "valid", "probe")
+    return [{k: h[k] for k in keep if k in h} for h in history]
+
+
 def run_grid(
     grid: Grid, *, data: Path | None, out_dir: Path, results: Path, cache_dir: Path | None = None,
     cells: list[str] | None = None, kinds: list[str] | None = None, seeds: list[int] | None = None,
@@ -107,7 +113,7 @@ def run_grid(
                     "valid": res.valid, "spread": res.spread, "steps": res.steps, "best_epoch": res.best_epoch,
                     "seconds": round(time.perf_counter() - t0, 1), "machine_before": before,
                     "machine_after": machine(), "data": res.data, "run_dir": str(run_dir),
-                    "config": config.to_dict(),
+                    "config": config.to_dict(), "epochs": epoch_records(res.history),
                 })
                 write_json(results, state)
                 log.info("%s %s %s seed %d: test %s", grid.name, cell.name, kind, seed, res.test)

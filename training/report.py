@@ -146,6 +146,60 @@ def sweep_section(state: dict[str, Any], grid: str = "cpu-preset-sweep") -> list
     return lines
 
 
+POLICIES = (("weights", "best"), ("weights", "last"), ("average", "best"), ("average", "last"))
+
+
+def policy_outcomes(run: dict[str, Any]) -> dict[tuple[str, str], tuple[int, dict[str, float]]]:
+    """From a run's probed validations: for each (weights, epoch choice) policy, the epoch it keeps and that
+    epoch's test metrics. "best" keeps the highest valid AUC + FITB of those weights (the trainer's rule, first
+    epoch on ties); "last" the final validation."""
+    probed = [e for e in run.get("epochs", []) if "probe" in e]
+    out: dict[tuple[str, str], tuple[int, dict[str, float]]] = {}
+    for weights, choice in POLICIES:
+        rows = [e for e in probed if weights in e["probe"]]
+        if not rows:
+            continue
+        if choice == "last":
+            pick = rows[-1]
+        else:
+            scores = [e["probe"][weights]["valid"]["auc"] + e["probe"][weights]["valid"]["fitb"] for e in rows]
+            pick = rows[scores.index(max(scores))]
+        out[(weights, choice)] = (pick["epoch"], pick["probe"][weights]["test"])
+    return out
+
+
+def selection_section(state: dict[str, Any]) -> list[str]:
+    """Four ways to pick the product from the same runs: trained or averaged weights, best or last epoch."""
+    lines = [f"Grid `selection-sweep`: {state.get('about', '')}. The test figures at every validation were logged "
+             "for analysis only; each run kept the policy of its config (averaged weights, best epoch). Test "
+             "FITB / AUC, the epoch each policy keeps in brackets (0-based, of 3).", "",
+             "| split | seed | trained, best epoch | trained, last epoch | averaged, best epoch | "
+             "averaged, last epoch |", "|---|---|---|---|---|---|"]
+    means: dict[tuple[str, tuple[str, str]], list[tuple[float, float]]] = defaultdict(list)
+    for r in sorted(state["runs"], key=lambda r: (r["kind"] != "nondisjoint", r["seed"])):
+        outcomes = policy_outcomes(r)
+        if not outcomes:
+            continue
+        cells = []
+        for policy in POLICIES:
+            if policy not in outcomes:
+                cells.append("—")
+                continue
+            epoch, test = outcomes[policy]
+            means[(r["kind"], policy)].append((test["fitb"], test["auc"]))
+            cells.append(f"{_pct(test['fitb'])} / {test['auc']:.3f} ({epoch})")
+        lines.append(f"| {r['kind']} | {r['seed']} | " + " | ".join(cells) + " |")
+    for kind in sorted({k for k, _ in means}, key=lambda k: k != "nondisjoint"):
+        cells = []
+        for policy in POLICIES:
+            vals = means.get((kind, policy), [])
+            cells.append(f"{_pct(statistics.fmean(v[0] for v in vals))} / {statistics.fmean(v[1] for v in vals):.3f}"
+                         if vals else "—")
+        n = len(means.get((kind, POLICIES[0]), []))
+        lines.append(f"| {kind}, mean | {n} seeds | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _cells(state: dict[str, Any], kind: str) -> dict[str, list[dict[str, Any]]]:
     g: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in state["runs"]:
@@ -280,6 +334,9 @@ def render(results_dir: Path = RESULTS) -> str:
     cold = _load(results_dir / "disjoint-sweep.json")
     if cold:
         doc += ["", "### Around the preset on the cold-start split", "", *sweep_section(cold, "disjoint-sweep")]
+    selection = _load(results_dir / "selection-sweep.json")
+    if selection:
+        doc += ["", "### Which weights and which epoch become the product", "", *selection_section(selection)]
     for n, (fname, title) in enumerate((("claim-synth.json", "The paper's claim on the synthetic benchmark"),
                                         ("claim-mango.json", "The paper's claim on Mango")), start=3):
         state = _load(results_dir / fname)

@@ -156,6 +156,26 @@ def test_sweep_sections_name_their_grid_and_each_run_seed(tmp_path: Path) -> Non
     assert "| shape-aug-0.5 | about shape-aug-0.5 | disjoint | 1 | 54.0% | 0.806 |" in doc
 
 
+def test_selection_section_applies_each_policy_to_the_probed_validations(tmp_path: Path) -> None:
+    def m(fitb: float, auc: float = 0.8) -> dict[str, float]:
+        return {"fitb": fitb, "auc": auc}
+
+    def epoch(e: int, w_valid: float, w_test: float, a_valid: float, a_test: float) -> dict[str, object]:
+        return {"epoch": e, "step": 200 * (e + 1), "valid": m(a_valid), "probe": {
+            "weights": {"valid": m(w_valid), "test": m(w_test)}, "average": {"valid": m(a_valid), "test": m(a_test)}}}
+
+    runs = [{"cell": "weight-ema-0.99", "kind": "disjoint", "seed": s, "epochs": [
+        epoch(0, 0.60, 0.50, 0.55, 0.52), epoch(1, 0.50, 0.54, 0.58, 0.56), epoch(2, 0.55, 0.56 + s / 100, 0.57, 0.58)]}
+        for s in (0, 1)]
+    runs.append({"cell": "weight-ema-0.99", "kind": "disjoint", "seed": 2, "epochs": [{"epoch": 0, "valid": m(0.5)}]})
+    (tmp_path / "selection-sweep.json").write_text(json.dumps({"about": "policies", "runs": runs}))
+    doc = write_report(tmp_path / "RESULTS.md", tmp_path).read_text()
+    # trained weights: best valid is epoch 0; averaged: epoch 1; "last" is epoch 2 for both
+    assert "| disjoint | 0 | 50.0% / 0.800 (0) | 56.0% / 0.800 (2) | 56.0% / 0.800 (1) | 58.0% / 0.800 (2) |" in doc
+    assert "| disjoint, mean | 2 seeds | 50.0% / 0.800 | 56.5% / 0.800 | 56.0% / 0.800 | 58.0% / 0.800 |" in doc
+    assert "| disjoint | 2 |" not in doc  # a run without probes has no policy row
+
+
 def test_recorded_runs_are_what_their_grid_cells_train_today() -> None:
     """Every run in benchmarks/results/<grid>.json has the config its cell builds now (a preset change must pin
     the earlier grids, as `shape_aug: 0` does), outputs that do not change the model aside."""
