@@ -8,7 +8,11 @@ threads send a mix of photo uploads (`/v1/embed`, half of them repeats, so the c
 (`/v1/complementary`) and outfit scores (`/v1/compatibility`) for `--seconds`. Meanwhile Redis is stopped
 and restarted twice, and two new index versions are published (the same ids plus new items, so every
 query stays valid). Recorded: requests, non-2xx by status (503 with Retry-After counted apart), connection
-errors, p50/p99 latency, the workers' summed RSS at start and end, and the versions the workers report.
+errors, p50/p99 latency, the versions the workers report, and the workers' summed RSS every
+`--rss-every` seconds. Memory is judged flat on the second half of the run, once the bounded caches (64 MiB
+local result cache per worker) had time to fill: `rss_growth_second_half_pct` is the change from the third
+quarter's median RSS to the last quarter's; the first half's growth is recorded beside it (caches and
+allocator pools filling).
 Writes benchmarks/results/bench_chaos.json. Goal: zero 5xx, zero connection errors, flat memory.
 """
 
@@ -57,6 +61,41 @@ def workers_rss_mb(pid: int) -> float:
     return sum(kb(int(c), "VmRSS") for c in children) / 1024
 
 
+def sample_rss(pid: int, t0: float, every: float, timeline: list[tuple[float, float]],
+               done: threading.Event) -> None:
+    while not done.wait(every):
+        timeline.append((round(time.monotonic() - t0, 1), round(workers_rss_mb(pid), 1)))
+
+
+def rss_summary(timeline: list[tuple[float, float]], seconds: float) -> dict[str, Any]:
+    """The RSS timeline and its growth per stretch of the run: medians of the samples in each quarter, so a
+    publish (old and new engine briefly both in memory) or one slow sample does not read as a trend."""
+    def median(lo: float, hi: float) -> float:
+        return float(np.median([mb for t, mb in timeline if lo * seconds <= t <= hi * seconds] or [np.nan]))
+
+    q = [median(a, b) for a, b in ((0.0, 0.25), (0.25, 0.5), (0.5, 0.75), (0.75, 1.01))]
+    return {"rss_timeline_mb": [list(x) for x in timeline], "rss_quarter_medians_mb": [round(x, 1) for x in q],
+            "rss_growth_first_half_pct": round(100 * (q[1] - q[0]) / q[0], 2),
+            "rss_growth_second_half_pct": round(100 * (q[3] - q[2]) / q[2], 2)}
+
+
+def workers_versions(url: str, probes: int = 80) -> dict[int, int]:
+    """Items each worker serves, from /readyz on fresh connections sent concurrently: one at a time, the same
+    idle worker tends to accept every connection."""
+    seen: dict[int, int] = {}
+
+    def ask() -> None:
+        body = httpx.get(url + "/readyz", headers={"Connection": "close"}).json()
+        seen[int(body["worker"])] = int(body["items"])
+
+    threads = [threading.Thread(target=ask) for _ in range(probes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return seen
+
+
 class Load:
     def __init__(self, url: str, ids: list[str], seed: int) -> None:
         self.url, self.ids, self.rng = url, ids, random.Random(seed)
@@ -99,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=300)
     ap.add_argument("--items", type=int, default=2000)
     ap.add_argument("--clients", type=int, default=3)
+    ap.add_argument("--rss-every", type=float, default=10.0, help="seconds between RSS samples")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
 
@@ -134,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.monotonic()
             for t in threads:
                 t.start()
+            timeline: list[tuple[float, float]] = [(0.0, result["rss_start_mb"])]
+            sampling = threading.Event()
+            sampler = threading.Thread(target=sample_rss, args=(server.pid, t0, args.rss_every, timeline, sampling))
+            sampler.start()
             s = args.seconds
             plan = [(0.2 * s, "redis stop"), (0.3 * s, "redis start"), (0.45 * s, "publish"),
                     (0.6 * s, "redis stop"), (0.7 * s, "redis start"), (0.8 * s, "publish")]
@@ -154,12 +198,11 @@ def main(argv: list[str] | None = None) -> int:
                 ld.stop.set()
             for t in threads:
                 t.join()
+            sampling.set()
+            sampler.join()
             result["rss_end_mb"] = workers_rss_mb(server.pid)
-            seen: dict[int, int] = {}
-            for _ in range(60):
-                body = httpx.get(url + "/readyz", headers={"Connection": "close"}).json()
-                seen[int(body["worker"])] = int(body["items"])
-            result["workers_items_at_end"] = seen
+            result.update(rss_summary(timeline, args.seconds))
+            result["workers_items_at_end"] = workers_versions(url)
             result["items_published_last"] = published
         finally:
             server.terminate()
