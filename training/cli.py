@@ -19,6 +19,7 @@ _OVERRIDES: dict[str, str] = {
     "triplets_per_epoch": "triplets_per_epoch", "max_steps": "max_steps", "seed": "seed", "device": "device",
     "workers": "workers", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
     "lr_schedule": "lr_schedule", "warmup_steps": "warmup_steps", "hflip": "hflip", "shape_aug": "shape_aug",
+    "negatives": "negatives",
     "weight_ema": "weight_ema", "select_epoch": "select_epoch", "probe_test": "probe_test",
     "pseudo_warmup_steps": "pseudo_warmup_steps", "pseudo_rampup_steps": "pseudo_rampup_steps",
     "rampup_ss": "rampup_ss", "ema_decay": "ema_decay", "category_matching": "category_matching",
@@ -53,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random horizontal flip of labeled triplet images")
     t.add_argument("--shape-aug", type=float,
                    help="probability of the shape transform T_s on each labeled triplet image")
+    t.add_argument("--negatives", choices=("given", "batch-all", "batch-hard"),
+                   help="L_l's negatives: the triplet's own (paper) or every in-batch item of P's category")
     t.add_argument("--weight-ema", type=float,
                    help="serve an exponential moving average of the weights with this decay (0 = the weights)")
     t.add_argument("--select-epoch", choices=("best", "last"), help="best validated epoch or the last one")

@@ -22,6 +22,7 @@ BACKBONE_CHOICES = ("none", "imagenet")
 LR_SCHEDULES = ("constant", "cosine")
 ACCEPTANCE = ("none", "mutual", "ratio", "mutual+ratio")
 SELECT_EPOCH = ("best", "last")
+NEGATIVES = ("given", "batch-all", "batch-hard")
 
 
 class ConfigError(ValueError):
@@ -79,6 +80,11 @@ class TrainConfig:
     # Probability of the paper's shape transform T_s on each labeled triplet image: T_s keeps colour and
     # identity (it is L_ss's positive), so it augments L_l without changing which items are compatible.
     shape_aug: float = 0.0
+    # Negatives of L_l: "given" (the paper: the triplet's one random item of P's category), or every item of
+    # P's category in the batch (the other triplets' positives and negatives, never A or P itself), which the
+    # step has embedded anyway: "batch-all" averages the hinge over them (the paper's loss, in expectation,
+    # with ~B/categories times the negatives), "batch-hard" keeps the closest one (Hermans et al. 2017).
+    negatives: str = "given"
     # >0: the product model is an exponential moving average of the trained weights with this decay (Polyak
     # averaging; batch-norm statistics are the trained model's): validation, the best-epoch choice and the saved
     # checkpoint use it. It smooths the step-to-step noise of a short, large-lr run.
@@ -113,6 +119,7 @@ class TrainConfig:
             (self.lr > 0, f"--lr must be positive, not {self.lr}"),
             (0.0 <= self.shape_aug <= 1.0, f"--shape-aug must be in [0, 1], not {self.shape_aug}"),
             (0.0 <= self.weight_ema < 1.0, f"--weight-ema must be in [0, 1), not {self.weight_ema}"),
+            (self.negatives in NEGATIVES, f"--negatives must be one of {NEGATIVES}, not {self.negatives!r}"),
             (self.select_epoch in SELECT_EPOCH,
              f"--select-epoch must be one of {SELECT_EPOCH}, not {self.select_epoch!r}"),
             (self.epochs >= 1, f"--epochs must be ≥ 1, not {self.epochs}"),

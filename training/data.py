@@ -10,6 +10,7 @@ do not depend on the number of DataLoader workers or on resuming.
 from __future__ import annotations
 
 import hashlib
+import zlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -127,6 +128,8 @@ class TripletDataset(Dataset[dict[str, torch.Tensor]]):
         out = {"triplet": to_input(arrs, self.store.cfg)}
         if self.category_codes is not None:
             out["categories"] = torch.tensor([self.category_codes.get(i, -1) for i in self.triplets[k]])
+        # A stable key per item id, so in-batch negatives can exclude the anchor's and positive's own items.
+        out["keys"] = torch.tensor([zlib.crc32(i.encode()) for i in self.triplets[k]], dtype=torch.int64)
         if self.views is not None:
             rng = np.random.default_rng([self.seed, self.epoch, k, 0x55])
             pairs = [self.views.views(a, rng) for a in arrs]

@@ -119,6 +119,15 @@ GRIDS: dict[str, Grid] = {
                  Cell("weight-ema-0.99", "cpu", {"weight_ema": 0.99, "probe_test": True, "tsne_points": 0},
                       about="EMA of the weights (0.99) validated and saved, best validated epoch"),
              )),
+        Grid("negatives-sweep", "the cpu preset with L_l's negatives taken from the whole batch (every in-batch "
+             "item of P's category, never A or P) instead of each triplet's one random negative: the hinge averaged "
+             "over them (batch-all) or the closest one (batch-hard); same images, same steps",
+             MANGO, ("disjoint", "nondisjoint"), (0, 1, 2), (
+                 Cell("batch-all", "cpu", {"negatives": "batch-all", "tsne_points": 0},
+                      about="hinge averaged over every in-batch negative of P's category"),
+                 Cell("batch-hard", "cpu", {"negatives": "batch-hard", "tsne_points": 0},
+                      about="hinge on the closest in-batch negative of P's category"),
+             )),
         Grid("cpu-preset", "the cpu preset as shipped, both splits, three seeds (the issue's targets)",
              MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (Cell("cpu", "cpu", {"tsne_points": 0}),)),
         Grid("cpu-preset-no-shape-aug", "the cpu preset before shape augmentation (600 steps), both splits, "

@@ -43,6 +43,38 @@ class TripletMarginLoss(nn.Module):
         return torch.relu(d_ap - d_an + self.margin)
 
 
+class InBatchTripletLoss(nn.Module):
+    """L_l with the batch's items as negatives: for anchor i, every candidate of P_i's category that is neither
+    A_i nor P_i (compared by item key; the caller puts the triplet's own negative among the candidates, so
+    each anchor has at least one). `mode` "all" averages the hinge over an anchor's negatives, "hard" keeps
+    the closest negative. Returns the mean over anchors."""
+
+    def __init__(self, *, triplet: TripletMarginLoss, mode: str) -> None:
+        super().__init__()
+        if mode not in ("all", "hard"):
+            raise ValueError(f"mode must be all or hard, not {mode!r}")
+        self.triplet = triplet
+        self.mode = mode
+
+    def forward(
+        self, anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor, *,
+        positive_category: torch.Tensor, candidate_category: torch.Tensor,
+        anchor_key: torch.Tensor, positive_key: torch.Tensor, candidate_key: torch.Tensor,
+    ) -> torch.Tensor:
+        valid = ((candidate_category[None, :] == positive_category[:, None])
+                 & (candidate_key[None, :] != positive_key[:, None])
+                 & (candidate_key[None, :] != anchor_key[:, None]))
+        if not bool(valid.any(dim=1).all()):
+            raise ValueError("an anchor has no in-batch negative of its positive's category")
+        d_ap = self.triplet.distance(anchor, positive)
+        d_an = self.triplet.distance(anchor[:, None, :], candidates[None, :, :])  # (B, M)
+        if self.mode == "hard":
+            d_an = d_an.masked_fill(~valid, float("inf")).min(dim=1).values
+            return torch.relu(d_ap - d_an + self.triplet.margin).mean()
+        hinge = torch.relu(d_ap[:, None] - d_an + self.triplet.margin) * valid
+        return (hinge.sum(dim=1) / valid.sum(dim=1)).mean()
+
+
 class SelfSupervisedLoss(nn.Module):
     """L_ss: the triplet (x, T_s(x), T_a(x)); shape changes stay close, appearance changes move away."""
 

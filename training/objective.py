@@ -27,7 +27,7 @@ from torch import nn
 
 from training.config import TrainConfig
 from training.data import UnlabeledSource
-from training.losses import PseudoTripletLoss, SelfSupervisedLoss, TripletMarginLoss
+from training.losses import InBatchTripletLoss, PseudoTripletLoss, SelfSupervisedLoss, TripletMarginLoss
 from training.matching import match_with_options
 from training.queue import EmbeddingQueue
 from training.schedules import rampup_weight
@@ -52,6 +52,8 @@ class Objective:
         self.config = config
         triplet = TripletMarginLoss(margin=config.margin)
         self.labeled = triplet
+        self.in_batch = (InBatchTripletLoss(triplet=triplet, mode=config.negatives.removeprefix("batch-"))
+                         if config.negatives != "given" else None)
         self.ss = SelfSupervisedLoss(triplet=triplet)
         self.pseudo = PseudoTripletLoss(triplet=triplet)
         if (config.use_ss or config.use_pseudo) and unlabeled is None:
@@ -147,7 +149,15 @@ class Objective:
         a, p, n = chunks[0][:b], chunks[0][b : 2 * b], chunks[0][2 * b :]
         zero = emb.sum() * 0.0
         terms: dict[str, torch.Tensor] = {}
-        terms["L_l"] = self.labeled(a, p, n) if c.use_l else zero
+        if not c.use_l:
+            terms["L_l"] = zero
+        elif self.in_batch is not None:
+            cats, keys = batch["categories"].to(emb.device), batch["keys"].to(emb.device)
+            terms["L_l"] = self.in_batch(
+                a, p, torch.cat([p, n]), positive_category=cats[:, 1], candidate_category=cats[:, 1:].T.reshape(-1),
+                anchor_key=keys[:, 0], positive_key=keys[:, 1], candidate_key=keys[:, 1:].T.reshape(-1))
+        else:
+            terms["L_l"] = self.labeled(a, p, n)
         if c.use_ss:
             # chunks: 0 triplet images, 1 their T_s, 2 their T_a, then (x, T_s x, T_a x) of unlabeled images.
             orig = torch.cat([chunks[0], chunks[3]]) if ss_ids else chunks[0]
