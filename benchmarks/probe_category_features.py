@@ -25,7 +25,9 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results" / "category_probe.json"
 
 
-def features(checkpoint: Path, data: Path, kind: str, cache_dir: Path | None) -> tuple[list[str], np.ndarray, np.ndarray, Any]:
+def features(
+    checkpoint: Path, data: Path, kind: str, cache_dir: Path | None
+) -> tuple[list[str], np.ndarray, np.ndarray, Any]:
     from catalog.polyvore import PolyvoreDataset
     from embedder.checkpoint import load_embedder
     from training.data import ImageStore, to_input
