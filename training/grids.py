@@ -39,8 +39,10 @@ class Grid:
         raise KeyError(f"grid {self.name} has no cell {name!r}; cells: {[c.name for c in self.cells]}")
 
 
-# The cpu preset before shape augmentation joined it: the base of the sweeps and of the previous-preset grids.
-_NO_AUG = {"shape_aug": 0.0, "tsne_points": 0}
+# The cpu preset before in-batch negatives joined it (each triplet's own negative, as the paper).
+_GIVEN = {"negatives": "given"}
+# ... and before shape augmentation: the base of the sweeps and of the earlier previous-preset grids.
+_NO_AUG = {**_GIVEN, "shape_aug": 0.0, "tsne_points": 0}
 # 300-step proxies (3 epochs of 6,400 triplets at batch 64) around that preset, one change per cell.
 _PROXY = {**_NO_AUG, "epochs": 3, "triplets_per_epoch": 6400}
 
@@ -116,7 +118,7 @@ GRIDS: dict[str, Grid] = {
              "both splits, three seeds; every validation also scores the test split for the trained and the averaged "
              "weights, so best-epoch vs last-epoch and averaged vs trained weights compare on the same runs",
              MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (
-                 Cell("weight-ema-0.99", "cpu", {"weight_ema": 0.99, "probe_test": True, "tsne_points": 0},
+                 Cell("weight-ema-0.99", "cpu", {**_GIVEN, "weight_ema": 0.99, "probe_test": True, "tsne_points": 0},
                       about="EMA of the weights (0.99) validated and saved, best validated epoch"),
              )),
         Grid("negatives-sweep", "the cpu preset with L_l's negatives taken from the whole batch (every in-batch "
@@ -130,6 +132,9 @@ GRIDS: dict[str, Grid] = {
              )),
         Grid("cpu-preset", "the cpu preset as shipped, both splits, three seeds (the issue's targets)",
              MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (Cell("cpu", "cpu", {"tsne_points": 0}),)),
+        Grid("cpu-preset-given-negatives", "the cpu preset before in-batch negatives (each triplet's own random "
+             "negative, as the paper), both splits, three seeds", MANGO, ("nondisjoint", "disjoint"), (0, 1, 2),
+             (Cell("cpu", "cpu", {**_GIVEN, "tsne_points": 0}),)),
         Grid("cpu-preset-no-shape-aug", "the cpu preset before shape augmentation (600 steps), both splits, "
              "three seeds", MANGO, ("nondisjoint", "disjoint"), (0, 1, 2), (Cell("cpu", "cpu", _NO_AUG),)),
         Grid("cpu-preset-300steps", "an earlier cpu preset (300 steps, half of today's), both splits, three "

@@ -66,10 +66,12 @@ SEEDS = (0, 1, 2)
 # Earlier cpu presets, newest first: (results file, section title, run label, comparison title).
 # The flags turn today's preset into that one.
 PREVIOUS_PRESETS = (
+    ("cpu-preset-given-negatives.json", "An earlier preset (each triplet's own negative)",
+     "preset with given negatives", "Against the preset with each triplet's own negative", " --negatives given"),
     ("cpu-preset-no-shape-aug.json", "An earlier preset (no shape augmentation)", "preset without T_s",
-     "Against the preset without shape augmentation", " --shape-aug 0"),
+     "Against the preset without shape augmentation", " --negatives given --shape-aug 0"),
     ("cpu-preset-300steps.json", "An earlier preset (300 steps)", "300-step preset", "Against the 300-step preset",
-     " --shape-aug 0 --triplets-per-epoch 6400"),
+     " --negatives given --shape-aug 0 --triplets-per-epoch 6400"),
 )
 
 
@@ -334,6 +336,9 @@ def render(results_dir: Path = RESULTS) -> str:
     cold = _load(results_dir / "disjoint-sweep.json")
     if cold:
         doc += ["", "### Around the preset on the cold-start split", "", *sweep_section(cold, "disjoint-sweep")]
+    negatives = _load(results_dir / "negatives-sweep.json")
+    if negatives:
+        doc += ["", "### Which negatives L_l sees", "", *sweep_section(negatives, "negatives-sweep")]
     selection = _load(results_dir / "selection-sweep.json")
     if selection:
         doc += ["", "### Which weights and which epoch become the product", "", *selection_section(selection)]
