@@ -167,7 +167,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 600 steps of 64 triplets at 64 px, L_l only, warm-up + cosine lr peaking at 1e-3, flipped triplets, the
     # paper's shape transform T_s on half the labeled images, and every in-batch item of P's category as L_l's
     # negatives (cpu-preset.json vs cpu-preset-given-negatives.json, three seeds: nondisjoint FITB 59.2 -> 62.9 %,
-    # disjoint 55.1 -> 56.4 %, test-embedding effective rank ~8 -> ~10). The sweep in benchmarks/results/cpu-preset-sweep.json
+    # disjoint 55.1 -> 56.4 %, test-embedding effective rank ~8 -> ~10). The sweep in
+    # benchmarks/results/cpu-preset-sweep.json
     # (docs/TRAINING.md) chose lr, schedule and flip at the compute of 300 steps (image size 48-96 px and batch
     # 32-64 tied within seed noise; batch 128 lost); steps then fill the ~20-minute budget the issue sets on the
     # fleet's machines, which differ 2-3x in speed (300 steps: cpu-preset-300steps.json). T_s came from the

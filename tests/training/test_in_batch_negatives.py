@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from training.config import ConfigError, TrainConfig, preset
-from training.losses import InBatchTripletLoss, TripletMarginLoss
 from training.loop import train
+from training.losses import InBatchTripletLoss, TripletMarginLoss
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
