@@ -256,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"matching {s['matching']:.3f} forward {s['forward']:.3f}) backward+opt "
                   f"{s['backward_optimizer']:.3f}", flush=True)
     at_end = machine()
+    busiest = max(at_start["loadavg"][0], at_end["loadavg"][0])
+    # The benchmark itself keeps `threads` cores busy; a load above the CPU count means other jobs competed.
+    contention = ("above the CPU count: other jobs competed" if busiest > at_start["cpus"]
+                  else "at or below the CPU count: no other job to speak of")
     payload = {
         "command": " ".join(["python benchmarks/bench_training.py", *(argv if argv is not None else sys.argv[1:])]),
         "preset": args.preset, "overrides": overrides, "device": args.device, "threads": args.threads,
@@ -268,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         "note": f"`{args.preset}` preset{' with ' + str(overrides) if overrides else ''}, {args.threads} torch "
                 f"threads, {args.device}, median of {args.steps} steps after {args.warmup} untimed; load average "
                 f"{at_start['loadavg'][0]:.2f} at start and {at_end['loadavg'][0]:.2f} at end on {at_start['cpus']} "
-                "CPUs (above the CPU count: other jobs competed). seconds_per_step = data + objective + "
+                f"CPUs ({contention}). seconds_per_step = data + objective + "
                 "backward_optimizer; unlabeled_views_s and matching_s come from calling those components "
                 "separately on the same inputs, forward_s is the objective's remainder.",
     }
