@@ -174,9 +174,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     # fleet's machines, which differ 2-3x in speed (300 steps: cpu-preset-300steps.json). T_s came from the
     # cold-start sweep (disjoint-sweep.json): disjoint FITB 53.4 -> 55.1 % over three seeds, nondisjoint
     # mean 59.4 -> 59.2 % (seed 2 0.2 pt under the 58 % target).
-    # Measured with 2 torch threads (bench_training): 2.28 s/step on the AVX2-only kind at load average ~5 from
-    # other jobs (~24 min with evaluation), 0.92 s/step on the AVX-512 VNNI kind quiet (~10 min); docs/TRAINING.md.
-    # One thread per run on an Intel Xeon AVX-512/AMX machine, two runs side by side: 23-31 min per run.
+    # Measured with 2 torch threads (bench_training), before in-batch negatives: 2.28 s/step on the AVX2-only kind
+    # at load average ~5 from other jobs (~24 min with evaluation), 0.92 s/step on the AVX-512 VNNI kind quiet
+    # (~10 min). With them, quiet, on another AVX-512 VNNI machine: 1.24 s/step (~14 min); they cost ~10 % of a
+    # step (docs/TRAINING.md). One thread per run, two or three runs on the 2 cores: 23-34 min per run.
     "cpu": {
         "image_size": 64,
         "batch_size": 64,
