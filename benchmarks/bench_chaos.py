@@ -56,6 +56,35 @@ def publish(root: Path, ckpt: Path, n: int) -> None:
     write_version(root, content, identity=identity, policy=IndexPolicy(), operation="build", build_seconds=0.0)
 
 
+def start_workers(work: Path, index: Path, ckpt: Path, port: int, env_extra: dict[str, str]
+                  ) -> subprocess.Popen[bytes]:
+    """`outfit-compat serve --workers 2` in its own session (stop_workers takes the workers down with it), one
+    model thread each, no OUTFIT_*/REDIS_URL from the caller's environment beyond `env_extra`; ready on return."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTFIT_") and k != "REDIS_URL"}
+    env.update({"OUTFIT_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT), **env_extra})
+    log = work / "server.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "outfit_compat", "serve", "--index", str(index), "--checkpoint", str(ckpt),
+         "--port", str(port), "--workers", "2", "--log-level", "warning"],
+        env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_ready(server, port, log, timeout_s=900)
+    except BaseException:
+        stop_workers(server)
+        raise
+    time.sleep(5)  # the second worker
+    return server
+
+
+def stop_workers(server: subprocess.Popen[bytes]) -> None:
+    server.terminate()
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:  # workers still draining: the figures are taken already
+        os.killpg(server.pid, signal.SIGKILL)  # its own session: the workers go too
+        server.wait(10)
+
+
 def workers_rss_mb(pid: int) -> float:
     children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return sum(kb(int(c), "VmRSS") for c in children) / 1024
@@ -153,18 +182,14 @@ def main(argv: list[str] | None = None) -> int:
         publish(index, ckpt, args.items)
         redis_proc, redis_port = start_redis(work)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTFIT_") and k != "REDIS_URL"}
-        env.update({"OUTFIT_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "OUTFIT_INDEX_WATCH_S": "2",
-                    "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PYTHONPATH": str(ROOT)})
-        log = work / "server.log"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "outfit_compat", "serve", "--index", str(index), "--checkpoint", str(ckpt),
-             "--port", str(port), "--workers", "2", "--log-level", "warning"],
-            env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            server = start_workers(work, index, ckpt, port, {
+                "OUTFIT_INDEX_WATCH_S": "2", "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"})
+        except BaseException:
+            redis_proc.terminate()
+            raise
         url = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(server, port, log, timeout_s=900)
-            time.sleep(5)  # the second worker
             cats = [c["name"] for c in httpx.get(url + "/v1/categories").json()["categories"]]
             ids = [it["id"] for c in cats
                    for it in httpx.get(url + "/v1/items", params={"category": c, "limit": 20}).json()["items"]]
@@ -205,12 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             result["workers_items_at_end"] = workers_versions(url)
             result["items_published_last"] = published
         finally:
-            server.terminate()
-            try:
-                server.wait(60)
-            except subprocess.TimeoutExpired:  # workers still draining: the figures are taken already
-                os.killpg(server.pid, signal.SIGKILL)  # its own session: the workers go too
-                server.wait(10)
+            stop_workers(server)
             redis_proc.terminate()
     lat = np.array([x for ld in loads for x in ld.latencies])
     statuses: Counter[str] = sum((ld.statuses for ld in loads), Counter())

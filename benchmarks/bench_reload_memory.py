@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,9 +23,8 @@ from typing import Any
 
 import httpx
 import numpy as np
-from bench_chaos import publish, workers_rss_mb
+from bench_chaos import publish, start_workers, stop_workers, workers_rss_mb
 from bench_hardening import free_port
-from serverutil import wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -51,17 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         index = work / "index"
         publish(index, ckpt, args.items)
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTFIT_") and k != "REDIS_URL"}
-        env.update({"OUTFIT_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1", "OUTFIT_INDEX_WATCH_S": "1",
-                    "PYTHONPATH": str(ROOT)})
-        log = work / "server.log"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "outfit_compat", "serve", "--index", str(index), "--checkpoint", str(ckpt),
-             "--port", str(port), "--workers", "2", "--log-level", "warning"],
-            env=env, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        server = start_workers(work, index, ckpt, port, {"OUTFIT_INDEX_WATCH_S": "1"})
         try:
-            wait_ready(server, port, log, timeout_s=900)
-            time.sleep(5)  # the second worker
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as c:
                 cat = c.get("/v1/categories").json()["categories"][0]["name"]
                 item = c.get("/v1/items", params={"category": cat, "limit": 1}).json()["items"][0]["id"]
@@ -78,12 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     print(json.dumps(row), flush=True)
         finally:
-            server.terminate()
-            try:
-                server.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(10)
+            stop_workers(server)
     rss = [r["rss_mb"] for r in rows]
     half = len(rss) // 2
     # Per-publish slope over the second half: a retained engine would keep it near the engine's size.
