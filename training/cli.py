@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from training.config import PRESETS
+from training.config import NEGATIVES, PRESETS
 
 # CLI flag -> TrainConfig field, for options given explicitly (None = keep the preset's value).
 _OVERRIDES: dict[str, str] = {
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="random horizontal flip of labeled triplet images")
     t.add_argument("--shape-aug", type=float,
                    help="probability of the shape transform T_s on each labeled triplet image")
-    t.add_argument("--negatives", choices=("given", "batch-all", "batch-hard"),
+    t.add_argument("--negatives", choices=NEGATIVES,
                    help="L_l's negatives: the triplet's own (paper) or every in-batch item of P's category")
     t.add_argument("--weight-ema", type=float,
                    help="serve an exponential moving average of the weights with this decay (0 = the weights)")
