@@ -44,8 +44,8 @@ class TripletMarginLoss(nn.Module):
 
 
 class InBatchTripletLoss(nn.Module):
-    """L_l with the batch's items as negatives: for anchor i, every candidate of P_i's category that is neither
-    A_i nor P_i (compared by item key; the caller puts the triplet's own negative among the candidates, so
+    """L_l with the batch's items as negatives: for anchor i, every positive or negative of the batch that is of
+    P_i's category and is neither A_i nor P_i (compared by item key; the triplet's own N always qualifies, so
     each anchor has at least one). `mode` "all" averages the hinge over an anchor's negatives, "hard" keeps
     the closest negative. Returns the mean over anchors."""
 
@@ -57,17 +57,19 @@ class InBatchTripletLoss(nn.Module):
         self.mode = mode
 
     def forward(
-        self, anchor: torch.Tensor, positive: torch.Tensor, candidates: torch.Tensor, *,
-        positive_category: torch.Tensor, candidate_category: torch.Tensor,
-        anchor_key: torch.Tensor, positive_key: torch.Tensor, candidate_key: torch.Tensor,
+        self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, *,
+        categories: torch.Tensor, keys: torch.Tensor,
     ) -> torch.Tensor:
-        valid = ((candidate_category[None, :] == positive_category[:, None])
-                 & (candidate_key[None, :] != positive_key[:, None])
-                 & (candidate_key[None, :] != anchor_key[:, None]))
+        """`categories`, `keys`: (B, 3) integer codes of each triplet's (A, P, N)."""
+        candidates = torch.cat([positive, negative])
+        candidate_category, candidate_key = categories[:, 1:].T.reshape(-1), keys[:, 1:].T.reshape(-1)
+        valid = ((candidate_category[None, :] == categories[:, 1, None])
+                 & (candidate_key[None, :] != keys[:, 1, None])
+                 & (candidate_key[None, :] != keys[:, 0, None]))
         if not bool(valid.any(dim=1).all()):
             raise ValueError("an anchor has no in-batch negative of its positive's category")
         d_ap = self.triplet.distance(anchor, positive)
-        d_an = self.triplet.distance(anchor[:, None, :], candidates[None, :, :])  # (B, M)
+        d_an = self.triplet.distance(anchor[:, None, :], candidates[None, :, :])  # (B, 2B)
         if self.mode == "hard":
             d_an = d_an.masked_fill(~valid, float("inf")).min(dim=1).values
             return torch.relu(d_ap - d_an + self.triplet.margin).mean()

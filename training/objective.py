@@ -152,10 +152,8 @@ class Objective:
         if not c.use_l:
             terms["L_l"] = zero
         elif self.in_batch is not None:
-            cats, keys = batch["categories"].to(emb.device), batch["keys"].to(emb.device)
-            terms["L_l"] = self.in_batch(
-                a, p, torch.cat([p, n]), positive_category=cats[:, 1], candidate_category=cats[:, 1:].T.reshape(-1),
-                anchor_key=keys[:, 0], positive_key=keys[:, 1], candidate_key=keys[:, 1:].T.reshape(-1))
+            terms["L_l"] = self.in_batch(a, p, n, categories=batch["categories"].to(emb.device),
+                                         keys=batch["keys"].to(emb.device))
         else:
             terms["L_l"] = self.labeled(a, p, n)
         if c.use_ss:

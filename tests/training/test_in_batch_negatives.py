@@ -21,13 +21,6 @@ def _loss(mode: str) -> InBatchTripletLoss:
     return InBatchTripletLoss(triplet=TripletMarginLoss(margin=0.4), mode=mode)
 
 
-def _call(loss: InBatchTripletLoss, a: torch.Tensor, p: torch.Tensor, n: torch.Tensor, cats: torch.Tensor,
-          keys: torch.Tensor) -> torch.Tensor:
-    """cats, keys: (B, 3) per (A, P, N), as the batch carries them."""
-    return loss(a, p, torch.cat([p, n]), positive_category=cats[:, 1], candidate_category=cats[:, 1:].T.reshape(-1),
-                anchor_key=keys[:, 0], positive_key=keys[:, 1], candidate_key=keys[:, 1:].T.reshape(-1))
-
-
 def _batch(b: int = 5, d: int = 8) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(0)
     a, p, n = (_unit(torch.randn(b, d, generator=g)) for _ in range(3))
@@ -41,7 +34,7 @@ def test_with_only_the_own_negative_it_is_the_paper_loss(mode: str) -> None:
     # Every triplet's positive in a category of its own: its own N is its only in-batch negative.
     cats = torch.stack([torch.arange(5) + 10, torch.arange(5), torch.arange(5)], dim=1)
     expected = TripletMarginLoss(margin=0.4)(a, p, n)
-    assert _call(_loss(mode), a, p, n, cats, keys) == pytest.approx(float(expected), abs=1e-6)
+    assert _loss(mode)(a, p, n, categories=cats, keys=keys) == pytest.approx(float(expected), abs=1e-6)
 
 
 def test_batch_all_averages_and_batch_hard_takes_the_closest_negative() -> None:
@@ -55,8 +48,8 @@ def test_batch_all_averages_and_batch_hard_takes_the_closest_negative() -> None:
     hinge = torch.relu(d_ap[:, None] - d_an + 0.4)
     expected_all = ((hinge * mask).sum(1) / mask.sum(1)).mean()
     expected_hard = torch.relu(d_ap - d_an.masked_fill(~mask, float("inf")).min(1).values + 0.4).mean()
-    assert _call(_loss("all"), a, p, n, cats, keys) == pytest.approx(float(expected_all), abs=1e-5)
-    assert _call(_loss("hard"), a, p, n, cats, keys) == pytest.approx(float(expected_hard), abs=1e-5)
+    assert _loss("all")(a, p, n, categories=cats, keys=keys) == pytest.approx(float(expected_all), abs=1e-5)
+    assert _loss("hard")(a, p, n, categories=cats, keys=keys) == pytest.approx(float(expected_hard), abs=1e-5)
 
 
 def test_copies_of_the_positive_elsewhere_in_the_batch_are_not_negatives() -> None:
@@ -70,17 +63,18 @@ def test_copies_of_the_positive_elsewhere_in_the_batch_are_not_negatives() -> No
     unused = cats.clone()
     unused[1, 2] = 7  # the same batch with that item in a category nobody's positive has
     hard = _loss("hard")
-    assert float(_call(hard, a, p, n, cats, copy_keys)) == pytest.approx(float(_call(hard, a, p, n, unused, keys)))
+    without = float(hard(a, p, n, categories=unused, keys=keys))
+    assert float(hard(a, p, n, categories=cats, keys=copy_keys)) == pytest.approx(without)
     # Had the copy counted (a different key), it would be anchor 0's hardest negative: hinge = margin.
-    counted = float(_call(hard, a, p, n, cats, keys))
-    assert counted == pytest.approx(float(_call(hard, a, p, n, unused, keys)) + 0.4 / 3, abs=1e-6)
+    counted = float(hard(a, p, n, categories=cats, keys=keys))
+    assert counted == pytest.approx(without + 0.4 / 3, abs=1e-6)
 
 
 def test_an_anchor_without_any_negative_is_an_error() -> None:
     a, p, n, keys = _batch(2)
     cats = torch.tensor([[5, 0, 1], [5, 1, 1]])  # triplet 0's N is of another category than its P
     with pytest.raises(ValueError, match="no in-batch negative"):
-        _call(_loss("all"), a, p, n, cats, keys)
+        _loss("all")(a, p, n, categories=cats, keys=keys)
 
 
 def test_bad_values_are_refused_by_name() -> None:
