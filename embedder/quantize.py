@@ -193,10 +193,14 @@ def quantize_int8(checkpoint: Path | str, *, photos: Int8Photos, config: Quantiz
 def make_probe(
     fp32_path: Path, int8_path: Path, photos: Sequence[Path], pre: PreprocessConfig, *, split: str
 ) -> tuple[bytes, dict[str, Any]]:
-    """The parity probe of `embedder.int8_parity` from calibration photos, checked here on both int8 runtimes.
+    """The parity probe of `embedder.int8_parity` from calibration photos, its reference independent of this CPU.
 
-    Raises ExportError when either runtime's int8 error on this CPU is far above ONNX Runtime's (the two
-    runtimes run the same graph; a gap means one of them computes it differently here).
+    The probe's int8 embeddings come from the QDQ graph run without graph optimisation: ONNX Runtime then
+    executes DequantizeLinear + float Conv, i.e. the quantised model in exact arithmetic, the same on every
+    CPU (measured: 8-bit weights 0.164 there against 0.166 with VNNI's exact int32 kernels and 0.390 with
+    AVX2's saturating ones). A CPU whose int8 kernels give a larger error than that reference allows then
+    fails the check on load, the exporting CPU included, so an 8-bit export made on an AVX2 machine for a
+    VNNI fleet keeps an honest probe. Both runtimes' own errors here are recorded beside it.
     """
     import onnxruntime as ort
 
@@ -211,16 +215,28 @@ def make_probe(
     fp32 = ort.InferenceSession(str(fp32_path), opts, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x})[0]
     ort_int8 = ort.InferenceSession(str(int8_path), opts, providers=["CPUExecutionProvider"]).run(
         None, {INPUT_NAME: x})[0]
+    exact = ort.SessionOptions()
+    exact.intra_op_num_threads = 2
+    exact.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # no int8 kernel fusion
+    reference = ort.InferenceSession(str(int8_path), exact, providers=["CPUExecutionProvider"]).run(
+        None, {INPUT_NAME: x})[0]
     compiled = openvino_compiled(int8_path, threads=2)
     ov_int8 = np.asarray(compiled.create_infer_request().infer({0: x})[compiled.output(0)], dtype=np.float32)
+    ref_error = relative_error(reference, fp32)
     errors = {"onnx-int8": relative_error(ort_int8, fp32), "openvino-int8": relative_error(ov_int8, fp32)}
-    bound = error_bound(errors["onnx-int8"])
-    if errors["openvino-int8"] > bound:
-        raise ExportError(f"int8 parity differs between runtimes on this CPU ({cpu_kind()}): relative error "
-                          f"{errors}; serve with backend 'onnx' or 'openvino'")
-    data = probe_bytes(x, fp32, ort_int8)
+    bound = error_bound(ref_error)
+    off = {name: round(err, 4) for name, err in errors.items() if err > bound}
+    if off:
+        log.warning("int8 kernels on this CPU (%s) compute this export less accurately than exact int8 arithmetic "
+                    "(relative error %s > %.3f; exact %.3f): this machine will serve its fp32 export. With 8-bit "
+                    "weights and no VNNI that is saturation; 7-bit weights (--weight-bits 7) avoid it.",
+                    cpu_kind(), off, bound, ref_error)
+    data = probe_bytes(x, fp32, reference)
     return data, {"file": PROBE_FILE, "sha256": sha256(data), "n": len(photos), "split": split,
-                  "relative_error": {k: round(v, 4) for k, v in errors.items()}, "cpu": cpu_kind()}
+                  "reference": "QDQ graph without optimisation (exact int8 arithmetic)",
+                  "reference_relative_error": round(ref_error, 4),
+                  "relative_error": {k: round(v, 4) for k, v in errors.items()}, "cpu": cpu_kind(),
+                  "passes_on_this_cpu": not off}
 
 
 def measure_parity(

@@ -58,6 +58,27 @@ def test_int8_backend_passes_its_probe_on_this_cpu(exported: Path, name: str) ->
     assert report.min_cosine > 0.99
 
 
+def test_probe_reference_is_exact_int8_arithmetic_and_this_cpu_is_held_to_it(
+    random_checkpoint: Path, synth_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An 8-bit export's probe stores the quantised model in exact arithmetic, whatever CPU exported it: more
+    accurate than the same model with 7-bit weights. A CPU whose kernels saturate (AVX2 without VNNI) then
+    fails its own probe and serves fp32; a VNNI CPU serves int8."""
+    with caplog.at_level(logging.WARNING, logger="embedder.quantize"):
+        eight = _export(random_checkpoint, synth_root, tmp_path / "8", reduce_range=False)
+    seven = read_export_info(_export(random_checkpoint, synth_root, tmp_path / "7", reduce_range=True), "int8")
+    probe8 = read_export_info(eight, "int8").quantization["probe"]
+    assert probe8["reference_relative_error"] < seven.quantization["probe"]["reference_relative_error"]
+    with np.load(eight / PROBE_FILE) as z:
+        assert relative_error(z["int8"], z["fp32"]) == pytest.approx(probe8["reference_relative_error"], abs=1e-4)
+    vnni = "vnni" in cpu_kind()
+    assert probe8["passes_on_this_cpu"] is vnni
+    assert ("compute this export less accurately" in caplog.text) is not vnni
+    for name, fp32_name in (("onnx-int8", "onnx"), ("openvino-int8", "openvino")):
+        backend = load_backend(eight, backend=name, threads=1)
+        assert backend.name == (name if vnni else fp32_name)
+
+
 def _rewrite_probe(ckpt: Path, data: bytes) -> None:
     """Replace the probe and record its sha256 in the sidecar, as an export would."""
     (ckpt / PROBE_FILE).write_bytes(data)
