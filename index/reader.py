@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import faiss
 import numpy as np
 
+from index import filtered
 from index.columns import COLUMNS_FILE, ItemColumns, columns_of, read_columns
 from index.errors import IndexArtifactError
 from index.faiss_ops import (
@@ -26,7 +27,7 @@ from index.faiss_ops import (
     read_index,
     search_params,
 )
-from index.filtered import FlatView, exact_search, flat_view
+from index.filtered import FlatView, Int8Sketch, build_sketch, exact_search, flat_view, sketch_search
 from index.filters import ItemFilter, check_filter, filter_mask
 from index.images import confined_image, image_root_of
 from index.layout import GLOBAL_INDEX_FILE, STORE_FILE, VECTORS_FILE, resolve_version_dir
@@ -37,6 +38,9 @@ from index.store import ItemRecord, ItemStore
 SMALL_EXCLUDE = 64
 # Allowed sets of this many recent filters are kept per index (a shop repeats a few filters all day).
 FILTER_CACHE_SIZE = 32
+# Memory for the int8 sketches of large allowed sets (index.filtered), least recently used dropped first; a
+# set whose sketch alone exceeds it is searched in float. 64 bytes per allowed item at d = 64.
+SKETCH_CACHE_BYTES = 512 * 2**20
 K = TypeVar("K")
 
 
@@ -98,6 +102,7 @@ class CatalogIndex:
         self._views: dict[int, FlatView] = {}  # filled on the first filtered search of each index
         self._allowed_cache: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._mask_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._sketches: OrderedDict[tuple[str, int], Int8Sketch] = OrderedDict()
         self._filter_lock = threading.Lock()
 
     def _load_columns(self, version_dir: Path, rows: int) -> ItemColumns:
@@ -253,9 +258,30 @@ class CatalogIndex:
         self, index: faiss.Index, q: np.ndarray, *, k: int, flt: ItemFilter, exclude: np.ndarray
     ) -> list[list[tuple[float, int]]]:
         view, positions = self._allowed(index, flt)
+        sketch = self._sketch(index, flt, view, positions)
+        if sketch is not None:
+            return [sketch_search(qi, sketch, view, self._vectors, k, exclude) for qi in q]
         if len(exclude):
             positions = positions[~np.isin(view.members[positions], exclude)]
         return exact_search(q, view, positions, k, self._vectors)
+
+    def _sketch(self, index: faiss.Index, flt: ItemFilter, view: FlatView, positions: np.ndarray) -> Int8Sketch | None:
+        """The int8 sketch of a large allowed set (built on the filter's first use, then cached), else None."""
+        dim = self.dim
+        if len(positions) < filtered.SKETCH_MIN_ALLOWED or len(positions) * (dim + 8) > SKETCH_CACHE_BYTES:
+            return None
+        key = (flt.key, id(index))
+        with self._filter_lock:
+            sketch = self._sketches.get(key)
+            if sketch is not None:
+                self._sketches.move_to_end(key)
+                return sketch
+        sketch = build_sketch(view, positions, self._vectors)
+        with self._filter_lock:
+            self._sketches[key] = sketch
+            while sum(s.nbytes for s in self._sketches.values()) > SKETCH_CACHE_BYTES:
+                self._sketches.popitem(last=False)
+        return sketch
 
     def _search_rows(
         self, index: faiss.Index, q: np.ndarray, *, k: int, exclusion: _Exclusion
