@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed
 
 # `tests` folder groups, one pytest process each, in two chains run side by side (tests/run_groups.sh);
 # the chains are balanced by their measured times (README, "Tests").
-TEST_CHAIN_A := tests/service tests/catalog+tests/docker
-TEST_CHAIN_B := tests/training tests/embedder tests/index
+TEST_CHAIN_A := tests/service tests/catalog+tests/docker tests/embedder
+TEST_CHAIN_B := tests/training tests/index
 
 .PHONY: browser-deps bench-deps setup demo test test-slow lint bench clean
 
