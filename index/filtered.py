@@ -121,7 +121,7 @@ class Int8Sketch:
     """int8 codes of one allowed set: code = rint(x / scale) per dimension, |code| <= 127.
 
     Scanned with FAISS's QT_8bit_direct_signed (exact int8 x int8 dot products, query quantised too).
-    `max_norm` = max ||x / scale|| over the set, for the error bound (`bound`).
+    `max_norm` = max ||x / scale|| over the set, for the error bound (`quantise_query`).
     """
 
     positions: np.ndarray  # internal ids, in code order

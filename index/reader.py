@@ -42,6 +42,7 @@ FILTER_CACHE_SIZE = 32
 # set whose sketch alone exceeds it is searched in float. 64 bytes per allowed item at d = 64.
 SKETCH_CACHE_BYTES = 512 * 2**20
 K = TypeVar("K")
+V = TypeVar("V")
 
 
 @dataclass(frozen=True)
@@ -267,15 +268,13 @@ class CatalogIndex:
 
     def _sketch(self, index: faiss.Index, flt: ItemFilter, view: FlatView, positions: np.ndarray) -> Int8Sketch | None:
         """The int8 sketch of a large allowed set (built on the filter's first use, then cached), else None."""
-        dim = self.dim
-        if len(positions) < filtered.SKETCH_MIN_ALLOWED or len(positions) * (dim + 8) > SKETCH_CACHE_BYTES:
+        if len(positions) < filtered.SKETCH_MIN_ALLOWED or len(positions) * (self.dim + 8) > SKETCH_CACHE_BYTES:
             return None
         key = (flt.key, id(index))
         with self._filter_lock:
-            sketch = self._sketches.get(key)
-            if sketch is not None:
-                self._sketches.move_to_end(key)
-                return sketch
+            sketch = _cache_get(self._sketches, key)
+        if sketch is not None:
+            return sketch
         sketch = build_sketch(view, positions, self._vectors)
         with self._filter_lock:
             self._sketches[key] = sketch
@@ -319,7 +318,7 @@ class CatalogIndex:
         self._store.close()
 
 
-def _cache_get(cache: OrderedDict[K, np.ndarray], key: K) -> np.ndarray | None:
+def _cache_get(cache: OrderedDict[K, V], key: K) -> V | None:
     value = cache.get(key)
     if value is not None:
         cache.move_to_end(key)
