@@ -72,21 +72,10 @@ def ensure_index(checkpoint: Path, data: Path, out: Path) -> Path:
 
 
 def fit_head(checkpoint: Path, data: Path, kind: str, index: Path) -> dict[str, Any]:
-    """The category head on the index's stored embeddings of every catalog image (training.category_head)."""
-    from embedder.category_head import save_category_head
-    from embedder.checkpoint import read_model_card
-    from index import open_index
-    from training.category_head import fit_and_report, worth_storing
+    """The checkpoint's category head (`outfit-compat category-head`, training.category_head), held-out figures."""
+    from training.category_head import HeadFitConfig, run
 
-    idx = open_index(index)
-    ds = PolyvoreDataset(data, kind)
-    ids = sorted(i for i in ds.items if idx.has(i))
-    test_ids = {i for o in ds.split("test").outfits for i in o.item_ids}
-    head, report = fit_and_report(idx.vectors(ids), ids, [ds.items[i].category for i in ids], test_ids,
-                                  model_version=read_model_card(checkpoint).model_version, c=10.0)
-    report["stored"] = worth_storing(report)
-    report["head_file"] = str(save_category_head(checkpoint, head)) if report["stored"] else None
-    report["test_items"] = len(test_ids & set(ids))
+    report = run(checkpoint=checkpoint, data=data, kind=kind, cfg=HeadFitConfig(), report_path=None)
     print("category head", json.dumps({k: report[k] for k in ("held_out_head", "held_out_neighbour_vote")}),
           flush=True)
     return report

@@ -13,17 +13,21 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
 from PIL import Image
 
 from embedder.backend_family import BACKENDS
+from embedder.category_head import CategorisingEmbedder, CategoryHead, load_category_head
 from embedder.checkpoint import ModelCard, load_embedder
 from embedder.config import PreprocessConfig
 from embedder.model import Embedder
 from embedder.preprocess import inputs_of, to_model_input
+
+if TYPE_CHECKING:
+    from embedder.onnx_export import ExportInfo
 
 ONNX_VARIANT: dict[str, str] = {"onnx": "fp32", "onnx-int8": "int8", "openvino": "fp32", "openvino-int8": "int8"}
 FP32_OF: dict[str, str] = {"onnx-int8": "onnx", "openvino-int8": "openvino"}
@@ -43,23 +47,47 @@ class EmbeddingBackend(Protocol):
         """(N, 3, S, S) float32 preprocessed images -> (N, d) normalised float32 embeddings."""
         ...
 
+    @property
+    def has_categories(self) -> bool:
+        """Whether the model carries the checkpoint's category head (embedder/category_head.py)."""
+        ...
+
+    def embed_with_categories(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Embeddings and, with a category head, (N, C) category probabilities from the same forward pass."""
+        ...
+
 
 class TorchBackend:
     """Plain PyTorch eager inference (the reference every faster backend is compared with)."""
 
     name = "torch"
 
-    def __init__(self, model: Embedder, card: ModelCard, *, device: str = "cpu") -> None:
+    def __init__(
+        self, model: Embedder, card: ModelCard, *, device: str = "cpu", head: CategoryHead | None = None
+    ) -> None:
         self.model = model.to(device).eval()
         self.card = card
         self.device = torch.device(device)
+        self._both = None if head is None else CategorisingEmbedder(self.model, head.branch).to(device).eval()
 
     @property
     def preprocess(self) -> PreprocessConfig:
         return self.card.config.preprocess
 
+    @property
+    def has_categories(self) -> bool:
+        return self._both is not None
+
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
         return torch_embed_batch(self.model, batch, device=self.device)
+
+    @torch.inference_mode()
+    def embed_with_categories(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self._both is None:
+            return self.embed_batch(batch), None
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        emb, probs = self._both(x)
+        return emb.float().cpu().numpy(), probs.float().cpu().numpy()
 
 
 @torch.inference_mode()
@@ -92,7 +120,10 @@ def as_model_batch(batch: np.ndarray, size: int) -> np.ndarray:
 class OnnxBackend:
     """ONNX Runtime CPU inference of a verified export (`model.onnx` or `model.int8.onnx`)."""
 
-    def __init__(self, session: Any, card: ModelCard, *, name: str, input_name: str, output_name: str) -> None:
+    def __init__(
+        self, session: Any, card: ModelCard, *, name: str, input_name: str, output_name: str,
+        category_output: str = "",
+    ) -> None:
         self.session = session
         self.card = card
         self.name = name
@@ -100,15 +131,26 @@ class OnnxBackend:
         self.fallback_from: str | None = None
         self._input = input_name
         self._outputs = [output_name]
+        self._both = [output_name, category_output] if category_output else None
 
     @property
     def preprocess(self) -> PreprocessConfig:
         return self.card.config.preprocess
 
+    @property
+    def has_categories(self) -> bool:
+        return self._both is not None
+
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
         x = as_model_batch(batch, self.preprocess.image_size)
         out: np.ndarray = self.session.run(self._outputs, {self._input: x})[0]
         return out
+
+    def embed_with_categories(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if self._both is None:
+            return self.embed_batch(batch), None
+        emb, probs = self.session.run(self._both, {self._input: as_model_batch(batch, self.preprocess.image_size)})
+        return emb, probs
 
 
 def onnx_session(path: Path, *, threads: int | None = None) -> Any:
@@ -126,23 +168,35 @@ def onnx_session(path: Path, *, threads: int | None = None) -> Any:
 class OpenVinoBackend:
     """OpenVINO CPU-plugin inference of a verified export; one infer request, serialised by a lock."""
 
-    def __init__(self, compiled: Any, card: ModelCard, *, name: str) -> None:
+    def __init__(self, compiled: Any, card: ModelCard, *, name: str, categories: bool = False) -> None:
         self.card = card
         self.name = name
         self.fallback_from: str | None = None  # as OnnxBackend's
         self._request = compiled.create_infer_request()
         self._port = compiled.output(0)
+        self._category_port = compiled.output(1) if categories else None
         self._lock = threading.Lock()
 
     @property
     def preprocess(self) -> PreprocessConfig:
         return self.card.config.preprocess
 
+    @property
+    def has_categories(self) -> bool:
+        return self._category_port is not None
+
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        return self.embed_with_categories(batch)[0]
+
+    def embed_with_categories(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         x = as_model_batch(batch, self.preprocess.image_size)
         with self._lock:
-            # Copy: the request reuses its output buffer on the next call.
-            return np.array(self._request.infer({0: x})[self._port], dtype=np.float32, copy=True)
+            # Copy: the request reuses its output buffers on the next call.
+            out = self._request.infer({0: x})
+            emb = np.array(out[self._port], dtype=np.float32, copy=True)
+            if self._category_port is None:
+                return emb, None
+            return emb, np.array(out[self._category_port], dtype=np.float32, copy=True)
 
 
 def openvino_compiled(path: Path, *, threads: int | None = None) -> Any:
@@ -182,28 +236,30 @@ def load_backend(
         raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
     if backend == "torch":
         model, card = load_embedder(checkpoint, device=device)
-        return TorchBackend(model, card, device=device)
+        head = load_category_head(checkpoint, model_version=card.model_version)
+        return TorchBackend(model, card, device=device, head=head)
     if device != "cpu":
         raise ValueError(f"backend {backend!r} runs on the CPU only; use backend='torch' for device {device!r}")
     from embedder.onnx_export import verify_export
 
     card = verified_card(checkpoint)
     path, info = verify_export(checkpoint, ONNX_VARIANT[backend], card)
-    runtime = _runtime_backend(backend, path, card, info.input_name, info.output_name, threads)
+    runtime = _runtime_backend(backend, path, card, info, threads)
     if ONNX_VARIANT[backend] == "int8" and not int8_parity_holds(runtime, Path(checkpoint), info.quantization):
         path, info = verify_export(checkpoint, "fp32", card)
-        runtime = _runtime_backend(FP32_OF[backend], path, card, info.input_name, info.output_name, threads)
+        runtime = _runtime_backend(FP32_OF[backend], path, card, info, threads)
         runtime.fallback_from = backend
     return runtime
 
 
 def _runtime_backend(
-    name: str, path: Path, card: ModelCard, input_name: str, output_name: str, threads: int | None
+    name: str, path: Path, card: ModelCard, info: ExportInfo, threads: int | None
 ) -> OnnxBackend | OpenVinoBackend:
     if name.startswith("openvino"):
-        return OpenVinoBackend(openvino_compiled(path, threads=threads), card, name=name)
-    return OnnxBackend(onnx_session(path, threads=threads), card, name=name, input_name=input_name,
-                       output_name=output_name)
+        return OpenVinoBackend(openvino_compiled(path, threads=threads), card, name=name,
+                               categories=bool(info.category_output))
+    return OnnxBackend(onnx_session(path, threads=threads), card, name=name, input_name=info.input_name,
+                       output_name=info.output_name, category_output=info.category_output)
 
 
 def int8_parity_holds(model: EmbeddingBackend, checkpoint: Path, quantization: dict[str, Any]) -> bool:

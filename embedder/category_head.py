@@ -1,12 +1,19 @@
-"""A category head: a linear probe (multinomial logistic regression) on the frozen embedder's output.
+"""The category head: which category an uploaded photo shows (issue 14).
 
-It reads the same L2-normalised embedding every backend returns, so an uploaded photo's category costs a
-(C, d) matrix product after the embedding the service computes anyway. Stored beside the weights as
-`category_head.json`, tied to them by `model_version` (checked on load).
+A branch of the embedder: a second, fine-tuned copy of ResNet-18's layer4 plus a linear layer, reading the
+embedder's frozen layer3 maps. The compatibility embedding pulls an outfit's items of different categories
+together by design, so linear probes on it, or on the pooled backbone features, tell categories apart poorly
+(docs/SERVICE.md); the branch shares the trunk, costs one more layer4 per image and leaves the embedding
+bit for bit unchanged.
+
+Stored beside the weights as `category_head.safetensors` plus `category_head.json` (classes, the embedder's
+`model_version`, the branch's sha256, fit figures). Exports carry it as a second output, `category_probs`,
+and name its sha256, so an export made before the head was (re)fitted is refused as stale.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,98 +21,172 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
 
 from embedder.checkpoint import CheckpointError
-from embedder.files import write_atomic
+from embedder.files import sha256_file, write_atomic
+from embedder.model import Embedder
 
 HEAD_FILE = "category_head.json"
-HEAD_FORMAT = 1
+HEAD_WEIGHTS = "category_head.safetensors"
+HEAD_FORMAT = 2  # 1 was a linear probe on the 64-d embedding (42 % held out on Mango), no longer read
+FEATURES = 512  # ResNet-18's layer4 width
+BRANCH_STARTS = (2, 3)  # the branch reads layer2 or layer3 maps
+_REFIT = "refit it with `outfit-compat category-head`"
+
+
+class CategoryBranch(nn.Module):
+    """The trunk's layer`start` maps -> category probabilities (N, C): copies of the later ResNet-18 stages
+    (layer4 for start 3; layer3 and layer4 for start 2), pooled, then a linear layer.
+
+    The linear layer may score finer classes than the C categories (`fine_to_class[j]` is the category of
+    output j, e.g. belt, beanie and kerchief for accessories): a category's probability is then the sum of
+    its fine classes'. Each fine class looks alike, where a category can be several unlike things.
+    """
+
+    def __init__(
+        self, n_classes: int, *, start: int = 3, stages: nn.Module | None = None,
+        fine_to_class: Sequence[int] | None = None,
+    ) -> None:
+        super().__init__()
+        if start not in BRANCH_STARTS:
+            raise ValueError(f"a branch starts after layer2 or layer3, not layer{start}")
+        fine = list(fine_to_class) if fine_to_class is not None else list(range(n_classes))
+        if not fine or sorted(set(fine)) != list(range(n_classes)):
+            raise ValueError(f"fine_to_class must map onto every one of the {n_classes} categories")
+        self.start = start
+        self.fine_to_class = fine
+        if stages is None:
+            r = torchvision.models.resnet18(weights=None)
+            stages = r.layer4 if start == 3 else nn.Sequential(r.layer3, r.layer4)
+        self.stages = stages
+        self.fc = nn.Linear(FEATURES, len(fine))
+        self.register_buffer("groups", F.one_hot(torch.tensor(fine), n_classes).float(), persistent=False)
+
+    @property
+    def n_classes(self) -> int:
+        return int(self._groups().shape[1])
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        """Logits of the fine classes (what training's cross-entropy reads)."""
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.stages(maps), 1), 1))
+
+    def probabilities(self, maps: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self(maps), dim=1) @ self._groups()
+
+    def _groups(self) -> torch.Tensor:
+        groups = self.groups
+        assert isinstance(groups, torch.Tensor)
+        return groups
+
+
+def branch_stages(model: Embedder, start: int) -> nn.Module:
+    """Trainable copies of the embedder's stages after layer`start`: where a branch's fine-tuning begins."""
+    b = model.backbone
+    return copy.deepcopy(b.layer4 if start == 3 else nn.Sequential(b.layer3, b.layer4))
+
+
+class CategorisingEmbedder(nn.Module):
+    """images -> (L2-normalised embeddings, category probabilities), one trunk pass for both."""
+
+    def __init__(self, model: Embedder, branch: CategoryBranch) -> None:
+        super().__init__()
+        self.model = model
+        self.branch = branch
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        maps = self.model.trunk(images, upto=self.branch.start)
+        shared = maps if self.branch.start == 3 else self.model.backbone.layer3(maps)
+        return self.model.embed_from_trunk(shared, normalize=True), self.branch.probabilities(maps)
 
 
 @dataclass(frozen=True)
 class CategoryHead:
     classes: tuple[str, ...]
-    weight: np.ndarray  # (C, d)
-    bias: np.ndarray  # (C,)
-    model_version: str  # the embedder whose features it was fitted on
+    branch: CategoryBranch
+    model_version: str  # the embedder whose trunk it reads
+    sha256: str  # of HEAD_WEIGHTS: exports name it
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    @property
-    def dim(self) -> int:
-        return int(self.weight.shape[1])
-
-    def probabilities(self, features: np.ndarray) -> np.ndarray:
-        """(n, d) embeddings -> (n, C) class probabilities (softmax of the logits)."""
-        z = np.asarray(features, dtype=np.float64) @ self.weight.T + self.bias
-        z -= z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return np.asarray(e / e.sum(axis=1, keepdims=True), dtype=np.float64)
-
-    def predict(self, features: np.ndarray) -> list[tuple[str, float]]:
-        """Per embedding, (category, its probability)."""
-        p = self.probabilities(np.asarray(features).reshape(-1, self.dim))
-        best = p.argmax(axis=1)
-        return [(self.classes[int(b)], float(p[i, b])) for i, b in enumerate(best)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": HEAD_FORMAT,
-            "model_version": self.model_version,
-            "classes": list(self.classes),
-            "weight": self.weight.tolist(),
-            "bias": self.bias.tolist(),
-            "metrics": self.metrics,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> CategoryHead:
-        if d.get("format") != HEAD_FORMAT:
-            raise ValueError(f"format {d.get('format')!r} is not {HEAD_FORMAT}")
-        weight = np.asarray(d["weight"], dtype=np.float64)
-        bias = np.asarray(d["bias"], dtype=np.float64)
-        classes = tuple(str(c) for c in d["classes"])
-        if weight.ndim != 2 or weight.shape[0] != len(classes) or bias.shape != (len(classes),) or len(classes) < 2:
-            raise ValueError(f"shapes do not fit: weight {weight.shape}, bias {bias.shape}, {len(classes)} classes")
-        if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
-            raise ValueError("weights are not finite")
-        return cls(classes, weight, bias, str(d["model_version"]), dict(d.get("metrics", {})))
+    def pick(self, probabilities: np.ndarray) -> tuple[str, float]:
+        """One image's probabilities (C,) -> (category, its probability)."""
+        k = int(np.argmax(probabilities))
+        return self.classes[k], float(probabilities[k])
 
 
-def fit_category_head(
-    features: np.ndarray, labels: Sequence[str], *, model_version: str, c: float = 10.0, seed: int = 0
-) -> CategoryHead:
-    """Multinomial logistic regression of categories on embeddings (lbfgs, L2 strength 1/c)."""
-    from sklearn.linear_model import LogisticRegression
+def save_category_head(
+    checkpoint: Path | str, branch: CategoryBranch, classes: tuple[str, ...], *, model_version: str,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Write the branch weights, then the JSON naming their sha256 (last: a crash leaves a detectable pair)."""
+    import hashlib
 
-    x = np.asarray(features, dtype=np.float64)
-    classes = sorted(set(labels))
-    if len(classes) < 2 or len(x) != len(labels):
-        raise ValueError("a category head needs matching features and labels with at least 2 categories")
-    y = np.array([classes.index(lab) for lab in labels])
-    lr = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(x, y)
-    return CategoryHead(tuple(classes), np.asarray(lr.coef_, dtype=np.float64),
-                        np.asarray(lr.intercept_, dtype=np.float64), model_version)
-
-
-def save_category_head(checkpoint: Path | str, head: CategoryHead) -> Path:
-    """Write `category_head.json` into the checkpoint directory atomically."""
+    if branch.n_classes != len(classes) or len(classes) < 2:
+        raise ValueError(f"{len(classes)} classes for a branch of {branch.n_classes} categories")
+    data = save_safetensors({k: v.detach().contiguous().cpu() for k, v in branch.state_dict().items()})
+    write_atomic(Path(checkpoint) / HEAD_WEIGHTS, data)
+    meta = {"format": HEAD_FORMAT, "model_version": model_version, "classes": list(classes), "start": branch.start,
+            "fine_to_class": branch.fine_to_class,
+            "weights_sha256": hashlib.sha256(data).hexdigest(), "metrics": metrics or {}}
     path = Path(checkpoint) / HEAD_FILE
-    write_atomic(path, json.dumps(head.to_dict(), sort_keys=True))
+    write_atomic(path, json.dumps(meta, indent=2, sort_keys=True))
     return path
 
 
+def head_sha256(checkpoint: Path | str) -> str:
+    """The sha256 the checkpoint's head JSON names ("" without a head); cheap, no weights read."""
+    path = Path(checkpoint) / HEAD_FILE
+    if not path.is_file():
+        return ""
+    return str(_read_meta(path)["weights_sha256"])
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+        if meta.get("format") != HEAD_FORMAT:
+            raise ValueError(f"format {meta.get('format')!r} is not {HEAD_FORMAT}")
+        classes = meta["classes"]
+        if not isinstance(classes, list) or len(classes) < 2 or not all(isinstance(c, str) for c in classes):
+            raise ValueError("classes must be a list of at least 2 names")
+        str(meta["weights_sha256"]), str(meta["model_version"])
+        if meta.get("start", 3) not in BRANCH_STARTS:
+            raise ValueError(f"start must be one of {BRANCH_STARTS}")
+        fine = meta.get("fine_to_class", list(range(len(classes))))
+        if not isinstance(fine, list) or sorted(set(fine)) != list(range(len(classes))):
+            raise ValueError("fine_to_class must map onto every class")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: category head is unreadable ({e}); {_REFIT}") from e
+    return meta
+
+
 def load_category_head(checkpoint: Path | str, *, model_version: str) -> CategoryHead | None:
-    """The checkpoint's head, None when it has none; CheckpointError when it is corrupt or was fitted on
-    another model's embeddings."""
+    """The checkpoint's head, None when it has none; CheckpointError when it is corrupt, its weights do not
+    match the JSON, or it was fitted on another model's trunk."""
     path = Path(checkpoint) / HEAD_FILE
     if not path.is_file():
         return None
+    meta = _read_meta(path)
+    if meta["model_version"] != model_version:
+        raise CheckpointError(f"{path}: category head was fitted on model {meta['model_version']}, not "
+                              f"{model_version}; {_REFIT}")
+    weights = Path(checkpoint) / HEAD_WEIGHTS
+    if not weights.is_file() or sha256_file(weights) != meta["weights_sha256"]:
+        raise CheckpointError(f"{weights}: missing or does not match {HEAD_FILE}'s sha256; {_REFIT}")
+    classes = tuple(meta["classes"])
+    branch = CategoryBranch(len(classes), start=int(meta.get("start", 3)),
+                            fine_to_class=meta.get("fine_to_class"))
     try:
-        head = CategoryHead.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: category head is unreadable ({e}); refit it with "
-                              "`outfit-compat category-head`") from e
-    if head.model_version != model_version:
-        raise CheckpointError(f"{path}: category head was fitted on model {head.model_version}, not "
-                              f"{model_version}; refit it with `outfit-compat category-head`")
-    return head
+        branch.load_state_dict(load_safetensors(weights.read_bytes()))
+    except (SafetensorError, RuntimeError) as e:
+        raise CheckpointError(f"{weights}: category head weights do not fit ({e}); {_REFIT}") from e
+    return CategoryHead(classes, branch.eval(), model_version, str(meta["weights_sha256"]),
+                        dict(meta.get("metrics") or {}))

@@ -35,7 +35,20 @@ class Embedder(nn.Module):
     def forward(self, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images of shape (N, 3, H, W), got {tuple(images.shape)}")
-        z = self.projection(self.backbone(images))
+        return self.embed_from_trunk(self.trunk(images), normalize=normalize)
+
+    def trunk(self, images: torch.Tensor, upto: int = 3) -> torch.Tensor:
+        """The backbone up to layer `upto` (2 or 3): the maps the embedding and a category head share."""
+        if upto not in (2, 3):
+            raise ValueError(f"the trunk ends at layer2 or layer3, not layer{upto}")
+        b = self.backbone
+        x = b.layer2(b.layer1(b.maxpool(b.relu(b.bn1(b.conv1(images))))))
+        return b.layer3(x) if upto == 3 else x
+
+    def embed_from_trunk(self, maps: torch.Tensor, *, normalize: bool) -> torch.Tensor:
+        """layer4 + pooling + projection on the trunk's maps: `forward` is exactly trunk then this."""
+        b = self.backbone
+        z = self.projection(torch.flatten(b.avgpool(b.layer4(maps)), 1))
         return F.normalize(z, dim=-1) if normalize else z
 
     def encode_image(self, images: torch.Tensor, *, normalize: bool) -> torch.Tensor:

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from embedder.category_head import CategorisingEmbedder, head_sha256, load_category_head
 from embedder.checkpoint import CheckpointError, ModelCard, read_model_card
 from embedder.config import PreprocessConfig
 from embedder.files import sha256_file, write_atomic
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 EXPORT_FORMAT = 1
 INPUT_NAME = "images"
 OUTPUT_NAME = "embeddings"
+CATEGORY_OUTPUT = "category_probs"  # second output, only when the checkpoint has a category head
 DEFAULT_OPSET = 18
 # Artifact file per exported variant; the sidecar is `<file>.json`.
 VARIANT_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
@@ -39,6 +41,7 @@ VARIANT_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"
 
 # Parity bounds (issue 7): every item's fp32-export embedding within cosine 0.999 of torch's.
 FP32_MIN_COSINE = 0.999
+FP32_MAX_PROBABILITY_GAP = 1e-3  # the category head's probabilities, export vs torch
 
 
 class ExportError(CheckpointError):
@@ -60,6 +63,9 @@ class ExportInfo:
     output_name: str = OUTPUT_NAME
     input_contract: str = "float32 (N, 3, S, S), RGB, padded to square, resized to S, (x/255 - mean) / std"
     output_contract: str = "float32 (N, d), L2-normalised"
+    # With a category head: the second output's name and the head's sha256 ("" without one).
+    category_output: str = ""
+    category_head_sha256: str = ""
     created_at: str = ""
     producer: dict[str, str] = field(default_factory=dict)
     # Parity against the source (torch for fp32, the fp32 export for int8) measured when it was written.
@@ -154,6 +160,12 @@ def verify_export(checkpoint: Path | str, variant: str, card: ModelCard | None =
         same_preprocess = False
     if not same_preprocess or info.embed_dim != card.config.embed_dim:
         raise ExportError(f"{path}: preprocessing or embedding size differs from the model card; re-export it")
+    head = head_sha256(checkpoint)
+    if info.category_head_sha256 != head:
+        def name(sha: str) -> str:
+            return f"category head {sha[:16]}" if sha else "no category head"
+        raise ExportError(f"{path} is stale: exported with {name(info.category_head_sha256)}, but the checkpoint "
+                          f"has {name(head)}; re-run `outfit-compat export {checkpoint}`")
     actual = sha256_file(path)
     if actual != info.onnx_sha256:
         raise ExportError(f"{path}: sha256 {actual[:16]}… does not match its sidecar; the file is corrupt or replaced")
@@ -172,18 +184,24 @@ def export_onnx(checkpoint: Path | str, *, opset: int = DEFAULT_OPSET, parity_im
 
     checkpoint = Path(checkpoint)
     model, card = load_embedder(checkpoint)
+    head = load_category_head(checkpoint, model_version=card.model_version)
     size = card.config.preprocess.image_size
-    wrapper = NormalizedEmbedder(model).eval()
-    data = onnx_bytes_from_module(wrapper, image_size=size, opset=opset)
+    wrapper: nn.Module = NormalizedEmbedder(model) if head is None else CategorisingEmbedder(model, head.branch)
+    wrapper.eval()
+    outputs = [OUTPUT_NAME] if head is None else [OUTPUT_NAME, CATEGORY_OUTPUT]
+    data = onnx_bytes_from_module(wrapper, image_size=size, opset=opset, output_names=outputs)
 
     gen = torch.Generator().manual_seed(0)
     probe = torch.randn(parity_images, 3, size, size, generator=gen)
     with torch.inference_mode():
-        expected = wrapper(probe).numpy()
-    got = run_onnx_bytes(data, probe.numpy())
-    cos = row_cosines(expected, got)
+        expected = [t.numpy() for t in ((wrapper(probe),) if head is None else wrapper(probe))]
+    got = run_onnx_bytes(data, probe.numpy(), outputs=outputs)
+    cos = row_cosines(expected[0], got[0])
     if float(cos.min()) < FP32_MIN_COSINE:
         raise ExportError(f"fp32 export failed parity: min cosine to torch {cos.min():.6f} < {FP32_MIN_COSINE}")
+    category_gap = float(np.abs(expected[1] - got[1]).max()) if head is not None else 0.0
+    if category_gap > FP32_MAX_PROBABILITY_GAP:
+        raise ExportError(f"fp32 export failed parity: category probabilities differ from torch by {category_gap:.2e}")
     info = ExportInfo(
         variant="fp32",
         onnx_file=VARIANT_FILES["fp32"],
@@ -199,7 +217,10 @@ def export_onnx(checkpoint: Path | str, *, opset: int = DEFAULT_OPSET, parity_im
             "n": len(cos),
             "min_cosine": float(cos.min()),
             "mean_cosine": float(np.mean(cos)),
+            **({"max_category_probability_gap": category_gap} if head is not None else {}),
         },
+        category_output=CATEGORY_OUTPUT if head is not None else "",
+        category_head_sha256=head.sha256 if head is not None else "",
     )
     return write_variant(checkpoint, info, data)
 
@@ -215,7 +236,9 @@ def row_cosines(a: Any, b: Any) -> Any:
     return num / np.maximum(den, 1e-12)
 
 
-def onnx_bytes_from_module(module: Any, *, image_size: int, opset: int) -> bytes:
+def onnx_bytes_from_module(
+    module: Any, *, image_size: int, opset: int, output_names: list[str] | None = None
+) -> bytes:
     """Serialize with the torch.export-based exporter, batch axis dynamic, weights embedded (no .data file)."""
     example = torch.zeros(2, 3, image_size, image_size)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -225,7 +248,7 @@ def onnx_bytes_from_module(module: Any, *, image_size: int, opset: int) -> bytes
             module,
             (example,),
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=output_names or [OUTPUT_NAME],
             dynamic_shapes={"images": {0: batch}},
             opset_version=opset,
             dynamo=True,
@@ -240,13 +263,16 @@ def onnx_bytes_from_module(module: Any, *, image_size: int, opset: int) -> bytes
     return bytes(onnx.ModelProto.SerializeToString(program.model_proto))
 
 
-def run_onnx_bytes(data: bytes, batch: Any) -> Any:
-    """Run a serialized model once on the CPU (export-time checks; serving uses embedder.backend)."""
+def run_onnx_bytes(data: bytes, batch: Any, *, outputs: list[str] | None = None) -> Any:
+    """Run a serialized model once on the CPU (export-time checks; serving uses embedder.backend): the
+    embeddings, or the list of the named `outputs`."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+    if outputs is not None:
+        return sess.run(outputs, {INPUT_NAME: batch})
     return sess.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
 
 

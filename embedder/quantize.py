@@ -171,6 +171,8 @@ def quantize_int8(checkpoint: Path | str, *, photos: Int8Photos, config: Quantiz
         created_at=utc_now(),
         producer=producer_versions(),
         parity=parity,
+        category_output=fp32_info.category_output,
+        category_head_sha256=fp32_info.category_head_sha256,
         quantization={
             "format": "QDQ",
             "activations": "uint8 asymmetric, per tensor",
@@ -251,15 +253,21 @@ def measure_parity(
     ref = ort.InferenceSession(str(fp32_path), opts, providers=["CPUExecutionProvider"])
     q = ort.InferenceSession(int8_data, opts, providers=["CPUExecutionProvider"])
     cos: list[np.ndarray] = []
+    same_category: list[np.ndarray] = []  # with a category head: does int8 pick fp32's category?
     for batch in load_batches(photos, pre, cfg.batch_size):
-        a = ref.run(None, {INPUT_NAME: batch})[0]
-        b = q.run(None, {INPUT_NAME: batch})[0]
-        cos.append(row_cosines(a, b))
+        a = ref.run(None, {INPUT_NAME: batch})
+        b = q.run(None, {INPUT_NAME: batch})
+        cos.append(row_cosines(a[0], b[0]))
+        if len(a) > 1:
+            same_category.append(a[1].argmax(axis=1) == b[1].argmax(axis=1))
     c = np.concatenate(cos)
-    return {
+    out: dict[str, Any] = {
         "reference": "onnx fp32",
         "split": split,
         "n": len(c),
         "min_cosine": float(c.min()),
         "mean_cosine": float(c.mean()),
     }
+    if same_category:
+        out["category_agreement"] = float(np.concatenate(same_category).mean())
+    return out

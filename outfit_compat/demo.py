@@ -66,10 +66,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     data_dir = ensure_synthetic(workdir / "data", items=args.items, outfits=args.outfits, seed=args.seed)
     results: dict[str, Any] = {"colorhist": colorhist_baseline(data_dir)}
     from index.demo_step import demo_index
-    from training.demo_step import demo_train
+    from training.demo_step import demo_category_head, demo_train
 
     trained = demo_train(workdir, data_dir, seed=args.seed)
     results[f"trained ({trained.losses})"] = trained.test
+    # Before the index step, whose export then carries the head as a second output.
+    results["category_head"] = demo_category_head(trained.checkpoint, data_dir)
     results["index"] = demo_index(workdir, data_dir, checkpoint=trained.checkpoint, seed=args.seed,
                                   backend=args.backend)
     print(json.dumps({"data": str(data_dir), "test_nondisjoint": results}, indent=2))

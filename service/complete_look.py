@@ -46,14 +46,17 @@ class Seeds:
                  for i, c in zip(ids, categories, strict=True)]
         return cls(infos, np.asarray(vectors, dtype=np.float32), list(ids))
 
-    def with_uploads(self, engine: Engine, vectors: np.ndarray, categories: Sequence[str | None]) -> Seeds:
-        """Photos after the items (refs upload:<n>); a missing category comes from the category head."""
+    def with_uploads(
+        self, engine: Engine, vectors: np.ndarray, categories: Sequence[str | None], probs: np.ndarray | None
+    ) -> Seeds:
+        """Photos after the items (refs upload:<n>); a missing category comes from the category head's
+        probabilities `probs` (n, C), or the neighbours' vote without a head."""
         infos = list(self.infos)
         for n, (vec, given) in enumerate(zip(vectors, categories, strict=True)):
             if given:
                 infos.append(SeedInfo(ref=f"upload:{n}", kind="upload", category=given, category_source="given"))
             else:
-                found = upload_category(engine, vec)
+                found = upload_category(engine, vec, None if probs is None else probs[n])
                 infos.append(SeedInfo(ref=f"upload:{n}", kind="upload", category=found.category,
                                       category_source=found.source,
                                       category_confidence=round(found.confidence, 6)))

@@ -70,6 +70,13 @@ class Engine:
         return self.backend.card.model_version
 
     @property
+    def embedding_version(self) -> str:
+        """What an upload's cached row depends on: the model, and the category head whose probabilities
+        follow the embedding in the row."""
+        head = self.category_head
+        return self.model_version if head is None else f"{self.model_version}+head-{head.sha256[:12]}"
+
+    @property
     def index_version(self) -> str:
         return self.index.version
 
@@ -138,6 +145,20 @@ def _checkpoint_from_manifest(index_root: Path, manifest: dict[str, Any]) -> Pat
     return path
 
 
+def packed_embed_fn(backend: EmbeddingBackend) -> Callable[[np.ndarray], np.ndarray]:
+    """The batcher's function: (N, d) embeddings, or with a category head (N, d + C) rows of the embedding
+    followed by the head's probabilities, both from one forward pass (service.uploads splits them)."""
+    if not backend.has_categories:
+        return backend.embed_batch
+
+    def embed(batch: np.ndarray) -> np.ndarray:
+        emb, probs = backend.embed_with_categories(batch)
+        assert probs is not None
+        return np.concatenate([emb, probs], axis=1)
+
+    return embed
+
+
 def load_engine(
     *,
     index_root: Path,
@@ -172,11 +193,11 @@ def load_engine(
         raise EngineLoadError(str(e)) from e
     if idx.dim != model.card.config.embed_dim:
         raise EngineLoadError(f"index dim {idx.dim} != model embed_dim {model.card.config.embed_dim}")
-    if head is not None and head.dim != idx.dim:
-        raise EngineLoadError(f"category head dim {head.dim} != model embed_dim {idx.dim}; refit the head")
+    if (head is not None) != model.has_categories:  # the export checks name the head's sha256; belt and braces
+        raise EngineLoadError(f"{ckpt}: the category head and the {model.name} model disagree; re-export it")
     cal = calibration_from_card_extra(model.card.extra)  # fitted by training, stored in the model card
     batcher = MicroBatcher(
-        model.embed_batch,
+        packed_embed_fn(model),
         max_batch=batch_max_size,
         max_wait_s=batch_max_wait_s,
         queue_size=queue_size,

@@ -102,11 +102,11 @@ class InferredCategory:
     neighbours: list[str]
 
 
-def upload_category(engine: Engine, query: np.ndarray) -> InferredCategory:
-    """An upload's category: the checkpoint's category head when it has one, else the neighbours' vote
-    (confidence = the winner's share of the votes)."""
-    if engine.category_head is not None:
-        category, p = engine.category_head.predict(query[None, :])[0]
+def upload_category(engine: Engine, query: np.ndarray, probs: np.ndarray | None) -> InferredCategory:
+    """An upload's category: the checkpoint's category head (its probabilities `probs`, computed with the
+    embedding) when it has one, else the neighbours' vote (confidence = the winner's share of the votes)."""
+    if engine.category_head is not None and probs is not None:
+        category, p = engine.category_head.pick(probs)
         if category in engine.index.categories():
             return InferredCategory(category, p, "head", [])
     category, neighbours, share = _vote(engine, query)

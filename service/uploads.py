@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
@@ -94,30 +94,42 @@ def decode_to_input(upload: Upload, *, limits: ImageLimits, preprocess: Preproce
         return to_model_input(img, preprocess)
 
 
-def _embedding_of(raw: bytes, dim: int) -> np.ndarray | None:
-    """A stored embedding, or None when the bytes are not `dim` finite float32 values of unit length."""
-    if len(raw) != dim * 4:
+def _embedding_of(raw: bytes, dim: int, n_classes: int) -> np.ndarray | None:
+    """A stored row, or None unless the bytes are `dim` finite float32 values of unit length followed by
+    `n_classes` category probabilities (none without a category head)."""
+    if len(raw) != (dim + n_classes) * 4:
         return None
-    vec = np.frombuffer(raw, dtype=np.float32)
-    if not np.isfinite(vec).all() or abs(float(np.dot(vec, vec)) - 1.0) > 1e-3:
+    row = np.frombuffer(raw, dtype=np.float32)
+    vec, probs = row[:dim], row[dim:]
+    if not np.isfinite(row).all() or abs(float(np.dot(vec, vec)) - 1.0) > 1e-3:
         return None
-    return vec
+    if n_classes and (probs.min() < 0 or abs(float(probs.sum()) - 1.0) > 1e-3):
+        return None
+    return row
+
+
+class UploadEmbeddings(NamedTuple):
+    vectors: np.ndarray  # (n, d) normalised embeddings
+    cached: list[bool]
+    category_probs: np.ndarray | None  # (n, C) from the category head, None without one
 
 
 async def embed_uploads(
     uploads: list[Upload], *, engine: Engine, cache: MeteredCache, limits: ImageLimits, gate: DecodeGate,
     ttl_s: int,
-) -> tuple[np.ndarray, list[bool]]:
-    """Embeddings of uploads, reusing cached ones (content hash + model version); (n, d), cached flags."""
+) -> UploadEmbeddings:
+    """Embeddings (and category probabilities) of uploads, reusing cached ones (content hash + model)."""
     dim = engine.backend.card.config.embed_dim
-    out = np.zeros((len(uploads), dim), dtype=np.float32)
+    # One row per upload: the embedding, then the head's probabilities (service.engine.packed_embed_fn packs them so).
+    n_classes = len(engine.category_head.classes) if engine.category_head is not None else 0
+    out = np.zeros((len(uploads), dim + n_classes), dtype=np.float32)
     cached = [False] * len(uploads)
     todo: list[int] = []
-    keys = [embedding_key(model_version=engine.model_version, backend_family=engine.backend_family,
+    keys = [embedding_key(model_version=engine.embedding_version, backend_family=engine.backend_family,
                           content_sha256=u.sha256) for u in uploads]
     for i, key in enumerate(keys):
         raw = await cache.get("embedding", key)
-        vec = None if raw is None else _embedding_of(raw, dim)
+        vec = None if raw is None else _embedding_of(raw, dim, n_classes)
         if vec is not None:
             out[i] = vec
             cached[i] = True
@@ -154,14 +166,15 @@ async def embed_uploads(
         for i, v in zip(todo, vecs, strict=True):
             out[i] = v
             await cache.set(keys[i], np.ascontiguousarray(v, dtype=np.float32).tobytes(), ttl_s)
-    return out, cached
+    return UploadEmbeddings(out[:, :dim], cached, out[:, dim:] if n_classes else None)
 
 
 async def embed_form_image(
     file: UploadFile, *, state: AppState, engine: Engine, cache: MeteredCache, label: str = "image"
-) -> tuple[np.ndarray, bool]:
-    """A single-image route's upload: read within limits, embed (cached); (d,) embedding and cache flag."""
+) -> tuple[np.ndarray, bool, np.ndarray | None]:
+    """A single-image route's upload: read within limits, embed (cached); (d,) embedding, cache flag and the
+    category head's (C,) probabilities (None without a head)."""
     upload = await read_upload(file, label=label, max_bytes=state.settings.max_upload_bytes)
-    vecs, cached = await embed_uploads([upload], engine=engine, cache=cache, limits=state.image_limits,
-                                       gate=state.decode_gate, ttl_s=state.settings.cache_embedding_ttl_s)
-    return vecs[0], cached[0]
+    got = await embed_uploads([upload], engine=engine, cache=cache, limits=state.image_limits,
+                              gate=state.decode_gate, ttl_s=state.settings.cache_embedding_ttl_s)
+    return got.vectors[0], got.cached[0], None if got.category_probs is None else got.category_probs[0]

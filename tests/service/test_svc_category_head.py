@@ -7,43 +7,71 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from embedder.category_head import HEAD_FILE, fit_category_head, save_category_head
+import torch
 
 
 def test_served_uploads_take_the_head_category(
     tmp_path: Path, random_checkpoint: Path, service_index: Path, synth_root: Path
 ) -> None:
-    """An engine loads the checkpoint's head; an upload's category and confidence come from it."""
+    """An engine loads the checkpoint's head; an upload's category and confidence come from the head's
+    probabilities, computed in the same forward pass as its embedding (also on a cached embedding)."""
     import image_corpus
     from fastapi.testclient import TestClient
 
     from catalog.polyvore import PolyvoreDataset
-    from embedder.checkpoint import read_model_card
-    from index import open_index
+    from embedder.category_head import HEAD_FILE, CategorisingEmbedder, CategoryBranch, save_category_head
+    from embedder.checkpoint import load_embedder, read_model_card
+    from embedder.image_io import decode_image
+    from embedder.preprocess import to_model_input
     from service.app import create_app
     from service.engine import EngineLoadError, load_engine
     from service.settings import Settings
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(random_checkpoint, ckpt)
-    idx = open_index(service_index)
-    items = PolyvoreDataset(synth_root).items
-    ids = sorted(items)
-    version = read_model_card(ckpt).model_version
-    save_category_head(ckpt, fit_category_head(idx.vectors(ids), [items[i].category for i in ids],
-                                               model_version=version))
+    classes = tuple(sorted({i.category for i in PolyvoreDataset(synth_root).items.values()}))
+    torch.manual_seed(3)
+    branch = CategoryBranch(len(classes)).eval()
+    save_category_head(ckpt, branch, classes, model_version=read_model_card(ckpt).model_version)
     photo = image_corpus.jpeg_bytes((100, 130))
+    model, card = load_embedder(ckpt)
+    x = torch.from_numpy(to_model_input(decode_image(photo), card.config.preprocess)[None])
+    with torch.inference_mode():
+        probs = CategorisingEmbedder(model, branch)(x)[1].numpy()[0]
+    want = classes[int(probs.argmax())]
     with TestClient(create_app(Settings(index=service_index, checkpoint=ckpt))) as client:
         engine = client.app.state.service.engine
-        assert engine.category_head is not None
-        body = client.post("/v1/complementary", files={"image": ("p.jpg", photo, "image/jpeg")}).json()
+        assert engine.category_head is not None and engine.backend.has_categories
+        for cached in (False, True):
+            body = client.post("/v1/complementary", files={"image": ("p.jpg", photo, "image/jpeg")}).json()
+            q = body["query"]
+            assert q["embedding_cached"] is cached
+            assert q["categories"] == [want] and q["category_source"] == "head" and q["category_inferred"] is True
+            assert q["category_confidence"] == pytest.approx(float(probs.max()), abs=1e-4) and q["inferred_from"] == []
+            assert all(g["category"] != want for g in body["groups"])
+        outfits = client.post("/v1/outfits/complete", files={"images": ("p.jpg", photo, "image/jpeg")},
+                              data={"n_outfits": "1"}).json()
+        (seed,) = outfits["seeds"]
+        assert seed["category"] == want and seed["category_source"] == "head"
+        assert seed["category_confidence"] == pytest.approx(float(probs.max()), abs=1e-4)
         emb = client.post("/v1/embed", files={"image": ("p.jpg", photo, "image/jpeg")}).json()["embedding"]
-        want, conf = engine.category_head.predict(np.array([emb]))[0]
-        q = body["query"]
-        assert q["categories"] == [want] and q["category_source"] == "head" and q["category_inferred"] is True
-        assert q["category_confidence"] == pytest.approx(conf, abs=1e-5) and q["inferred_from"] == []
+        assert np.linalg.norm(emb) == pytest.approx(1.0, abs=1e-4) and len(emb) == card.config.embed_dim
     (ckpt / HEAD_FILE).write_text("{}")
     with pytest.raises(EngineLoadError, match="category head is unreadable"):
         load_engine(index_root=service_index, checkpoint=ckpt, backend=None, batch_max_size=4, batch_max_wait_s=0.0,
                     queue_size=8, retry_after_s=1, metrics=None)
+
+
+def test_a_cached_row_needs_a_unit_embedding_and_a_probability_vector() -> None:
+    """With a head, an upload's cached row is its embedding then the head's probabilities; a row that is not
+    both (a stale or foreign cache entry) is recomputed, never served."""
+    from service.uploads import _embedding_of
+
+    vec = np.array([0.6, 0.8, 0.0], dtype=np.float32)
+    good = np.concatenate([vec, np.array([0.25, 0.75], dtype=np.float32)])
+    row = _embedding_of(good.tobytes(), 3, 2)
+    assert row is not None and row.tolist() == good.tolist()
+    assert _embedding_of(vec.tobytes(), 3, 0) is not None  # no head: the embedding alone
+    for bad in (vec, np.concatenate([vec, [0.5, 0.6]]), np.concatenate([vec, [1.5, -0.5]]),
+                np.concatenate([vec * 2, [0.25, 0.75]]), np.concatenate([vec, [np.nan, 1.0]])):
+        assert _embedding_of(np.asarray(bad, dtype=np.float32).tobytes(), 3, 2) is None

@@ -7,11 +7,12 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from embedder.category_head import load_category_head
 from embedder.checkpoint import read_model_card
 from outfit_compat.cli import main
-from training.category_head import accuracy, neighbour_vote, worth_storing
+from training.category_head import MIN_FINE_ITEMS, FineClasses, accuracy, neighbour_vote, worth_storing
 
 
 def test_neighbour_vote_and_accuracy_by_hand() -> None:
@@ -27,16 +28,31 @@ def test_command_writes_head_and_report(tmp_path: Path, synth_root: Path, random
     ckpt = tmp_path / "ckpt"
     shutil.copytree(random_checkpoint, ckpt)
     report = tmp_path / "report.json"
-    assert main(["category-head", str(ckpt), "--data", str(synth_root), "--report", str(report), "--force"]) == 0
+    argv = ["category-head", str(ckpt), "--data", str(synth_root), "--report", str(report), "--epochs", "2", "--force"]
+    assert main(argv) == 0
     figures = json.loads(report.read_text())
     assert figures["stored"] is True and figures["head_file"] == str(ckpt / "category_head.json")
     head = load_category_head(ckpt, model_version=read_model_card(ckpt).model_version)
     assert head is not None and set(head.classes) == set(figures["categories"])
-    assert figures["items"] == sum(figures["categories"].values()) == 300
+    assert figures["items"] == sum(figures["categories"].values()) == 300 and figures["fit"]["epochs"] == 2
     assert 0 < figures["test_items"] < 300 and figures["held_out_head"]["n"] == figures["test_items"]
     assert head.metrics["held_out_accuracy"] == figures["held_out_head"]["accuracy"]
-    for key in ("held_out_head", "held_out_neighbour_vote", "majority_class", "shipped_head_on_test_items"):
+    for key in ("held_out_head", "held_out_neighbour_vote", "majority_class"):
         assert 0.0 <= figures[key]["accuracy"] <= 1.0
+    with pytest.raises(SystemExit, match="--epochs must be >= 1"):
+        main(["category-head", str(ckpt), "--data", str(synth_root), "--epochs", "0"])
+
+
+def test_fine_classes_pool_small_sub_categories_into_their_category() -> None:
+    labels = ["tops"] * 30 + ["shoes"] * 25
+    fine = ["shirt"] * 22 + ["vest"] * 8 + ["boot"] * 25
+    train = np.ones(55, dtype=bool)
+    train[:3] = False  # 19 training shirts: fewer than MIN_FINE_ITEMS, so pooled as "tops"
+    got = FineClasses.of(labels, fine, ("shoes", "tops"), train, use_fine=True)
+    assert MIN_FINE_ITEMS == 20 and got.names == ("shoes", "shoes/boot", "tops")
+    assert got.to_class == (0, 0, 1) and list(got.of_item[[0, 29, 30]]) == [2, 2, 1]
+    plain = FineClasses.of(labels, fine, ("shoes", "tops"), train, use_fine=False)
+    assert plain.names == ("shoes", "tops") and plain.to_class == (0, 1)
 
 
 def test_a_head_no_better_than_the_vote_is_not_stored() -> None:

@@ -43,9 +43,10 @@ def by_items(engine: Engine, req: ComplementaryRequest) -> ComplementaryResponse
 
 
 def by_image(
-    engine: Engine, query: np.ndarray, category: str | None, opts: ComplementaryOptions, cached: bool
+    engine: Engine, query: np.ndarray, category: str | None, opts: ComplementaryOptions, cached: bool,
+    probs: np.ndarray | None = None,
 ) -> ComplementaryResponse:
-    inferred = None if category else upload_category(engine, query)
+    inferred = None if category else upload_category(engine, query, probs)
     if inferred is not None:
         category = inferred.category
     assert category is not None
@@ -82,5 +83,5 @@ async def post_complementary(request: Request, state: StateDep, engine: EngineDe
     if form.category:
         check_categories(engine, [form.category])  # before paying for the embedding
     opts = ComplementaryOptions.model_validate(form.model_dump(exclude={"category"}))
-    vec, cached = await embed_form_image(file, state=state, engine=engine, cache=cache)
-    return json_response(await engine.run(by_image, engine, vec, form.category, opts, cached))
+    vec, cached, probs = await embed_form_image(file, state=state, engine=engine, cache=cache)
+    return json_response(await engine.run(by_image, engine, vec, form.category, opts, cached, probs))

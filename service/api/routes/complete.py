@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 from fastapi import APIRouter, Request, Response
 
 from service.api.cached import cached_result, json_response
@@ -24,7 +23,7 @@ from service.engine import Engine
 from service.errors import InvalidInputError
 from service.recommend import check_categories, item_filter, resolve_items
 from service.schemas import MAX_OUTFIT_ITEMS, CompleteForm, CompleteOptions, CompleteRequest, CompleteResponse
-from service.uploads import embed_uploads, read_upload
+from service.uploads import UploadEmbeddings, embed_uploads, read_upload
 
 router = APIRouter(prefix="/v1", tags=["outfits"])
 
@@ -41,10 +40,11 @@ def by_items(engine: Engine, req: CompleteRequest) -> CompleteResponse:
     return complete_outfits(engine, Seeds.of_items(ids, vectors, categories), req, BOUNDS)
 
 
-def _by_form(engine: Engine, ids: list[str], photos: np.ndarray,
+def _by_form(engine: Engine, ids: list[str], photos: UploadEmbeddings,
              photo_categories: list[str | None], opts: CompleteOptions) -> CompleteResponse:
     seeds = Seeds.of_items(ids, *resolve_items(engine, ids)) if ids else Seeds.empty(engine.index.dim)
-    return complete_outfits(engine, seeds.with_uploads(engine, photos, photo_categories), opts, BOUNDS)
+    seeds = seeds.with_uploads(engine, photos.vectors, photo_categories, photos.category_probs)
+    return complete_outfits(engine, seeds, opts, BOUNDS)
 
 
 @router.post(
@@ -79,6 +79,6 @@ async def post_complete(request: Request, state: StateDep, engine: EngineDep, ca
         await engine.run(resolve_items, engine, ids)
     uploads = [await read_upload(f, label=f"images[{n}]", max_bytes=state.settings.max_upload_bytes)
                for n, f in enumerate(files)]
-    vecs, _ = await embed_uploads(uploads, engine=engine, cache=cache, limits=state.image_limits,
-                                  gate=state.decode_gate, ttl_s=state.settings.cache_embedding_ttl_s)
-    return json_response(await engine.run(_by_form, engine, ids, vecs, photo_cats, opts))
+    photos = await embed_uploads(uploads, engine=engine, cache=cache, limits=state.image_limits,
+                                 gate=state.decode_gate, ttl_s=state.settings.cache_embedding_ttl_s)
+    return json_response(await engine.run(_by_form, engine, ids, photos, photo_cats, opts))

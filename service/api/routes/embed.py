@@ -32,6 +32,6 @@ async def post_embed(request: Request, state: StateDep, engine: EngineDep, cache
         raise unsupported(request, (MULTIPART,))
     form = await read_form(request)
     unknown_fields(form, {"image"})
-    vec, cached = await embed_form_image(single_file(form, "image"), state=state, engine=engine, cache=cache)
+    vec, cached, _ = await embed_form_image(single_file(form, "image"), state=state, engine=engine, cache=cache)
     return EmbedResponse(embedding=[float(v) for v in vec], dim=int(vec.shape[0]), model_version=engine.model_version,
                          cached=cached)

@@ -132,8 +132,8 @@ async def post_compatibility(request: Request, state: StateDep, engine: EngineDe
     ]
     if ids:
         await engine.run(lookup_vectors, engine, ids)  # unknown ids fail before any upload is embedded
-    up_emb, _ = await embed_uploads(uploads, engine=engine, cache=cache, limits=state.image_limits,
-                                    gate=state.decode_gate, ttl_s=state.settings.cache_embedding_ttl_s)
+    up_emb = (await embed_uploads(uploads, engine=engine, cache=cache, limits=state.image_limits,
+                                  gate=state.decode_gate, ttl_s=state.settings.cache_embedding_ttl_s)).vectors
     return json_response(await engine.run(_by_ids, engine, ids, up_emb))
 
 
