@@ -71,7 +71,7 @@ def ensure_index(checkpoint: Path, data: Path, out: Path) -> Path:
     return out
 
 
-def fit_head(checkpoint: Path, data: Path, kind: str, index: Path) -> dict[str, Any]:
+def fit_head(checkpoint: Path, data: Path, kind: str) -> dict[str, Any]:
     """The checkpoint's category head (`outfit-compat category-head`, training.category_head), held-out figures."""
     from training.category_head import HeadFitConfig, run
 
@@ -180,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kind", default="nondisjoint")
     p.add_argument("--seeds", choices=("first", "all"), default="first", help="diversity sweep: seed items per outfit")
     p.add_argument("--fit-head", action="store_true",
-                   help="also fit the category head on the index's vectors (every catalog image) and store it "
-                        "in the checkpoint (what `outfit-compat category-head` does, without embedding again)")
+                   help="also fit and store the checkpoint's category head (`outfit-compat category-head`)")
     p.add_argument("--skip-diversity", action="store_true")
     p.add_argument("--limit", type=int, default=0, help="only the first N test outfits (0: all)")
     p.add_argument("--diversities", type=float, nargs="+", default=list(DIVERSITIES))
@@ -193,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
     faiss.omp_set_num_threads(1)
     index = ensure_index(args.checkpoint, args.data, args.index)
-    head_report = fit_head(args.checkpoint, args.data, args.kind, index) if args.fit_head else None
+    head_report = fit_head(args.checkpoint, args.data, args.kind) if args.fit_head else None
     engine = load_engine(index_root=index, checkpoint=args.checkpoint, backend=None, batch_max_size=1,
                          batch_max_wait_s=0.0, queue_size=1, retry_after_s=1, metrics=None)
     outfits = [o.item_ids for o in PolyvoreDataset(args.data, args.kind).split("test").outfits]
