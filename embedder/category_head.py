@@ -1,10 +1,10 @@
 """The category head: which category an uploaded photo shows (issue 14).
 
-A branch of the embedder: a second, fine-tuned copy of ResNet-18's layer4 plus a linear layer, reading the
-embedder's frozen layer3 maps. The compatibility embedding pulls an outfit's items of different categories
-together by design, so linear probes on it, or on the pooled backbone features, tell categories apart poorly
-(docs/SERVICE.md); the branch shares the trunk, costs one more layer4 per image and leaves the embedding
-bit for bit unchanged.
+A branch of the embedder: fine-tuned copies of ResNet-18's later stages (layer3 and layer4, or layer4 alone)
+plus a linear layer, reading the embedder's frozen layer2 (layer3) maps. The compatibility embedding pulls an
+outfit's items of different categories together by design, so linear probes on it, or on the pooled backbone
+features, tell categories apart poorly (docs/SERVICE.md); the branch shares the trunk, costs those stages once
+more per image and leaves the embedding bit for bit unchanged.
 
 Stored beside the weights as `category_head.safetensors` plus `category_head.json` (classes, the embedder's
 `model_version`, the branch's sha256, fit figures). Exports carry it as a second output, `category_probs`,

@@ -1,10 +1,10 @@
 """`outfit-compat category-head`: fit the checkpoint's category head on every catalog image.
 
 Every catalog item has a known category (labeled and unlabeled alike). The head (embedder/category_head.py)
-is a fine-tuned copy of the embedder's layer4 plus a linear layer over the frozen trunk's layer3 maps,
-trained with cross-entropy on all of them. Its accuracy is reported held out: a second head, fitted without
-the test outfits' items, is scored on them, next to the nearest-neighbour vote the service falls back to
-(10 nearest catalog embeddings, also without the test items) and the majority class.
+is fine-tuned copies of the embedder's layer3 and layer4 (or layer4 alone) plus a linear layer over the frozen
+trunk's layer2 (layer3) maps, trained with cross-entropy on all of them. Its accuracy is reported held out: a
+second head, fitted without the test outfits' items, is scored on them, next to the nearest-neighbour vote the
+service falls back to (10 nearest catalog embeddings, also without the test items) and the majority class.
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ MIN_FINE_ITEMS = 20  # a sub-category with fewer training items joins its catego
 
 @dataclass(frozen=True)
 class HeadFitConfig:
-    # Chosen on the Mango nondisjoint split held out (docs/SERVICE.md, "Category head").
-    epochs: int = 10
+    # Chosen on the Mango nondisjoint split held out (docs/SERVICE.md, "Category head";
+    # benchmarks/results/category_head_variants.jsonl): a branch from layer2 beat one from layer3 by ~2 points.
+    epochs: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.05
     batch_size: int = 128
     label_smoothing: float = 0.1
-    start: int = 3  # the branch reads the trunk's layer3 maps (2: layer2, fine-tuning layer3 too)
+    start: int = 2  # the branch reads the trunk's layer2 maps, fine-tuning layer3 and layer4 (3: layer4 only)
     fine_classes: bool = True  # learn the catalog's sub-categories, summed into categories (FineClasses)
     seed: int = 0
 
@@ -238,7 +239,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=HeadFitConfig.lr)
     p.add_argument("--seed", type=int, default=HeadFitConfig.seed)
     p.add_argument("--start", type=int, choices=(2, 3), default=HeadFitConfig.start,
-                   help="the branch reads the trunk's layer3 maps (3) or layer2 maps, fine-tuning layer3 too (2)")
+                   help="the branch reads the trunk's layer2 maps, fine-tuning copies of layer3 and layer4 (2), or "
+                        "layer3 maps, fine-tuning layer4 only (3: about half the extra inference cost)")
     p.add_argument("--no-fine-classes", dest="fine_classes", action="store_false",
                    help="learn the categories only, not the catalog's sub-categories (category_id)")
     p.add_argument("--cache-dir", type=Path, help="keep decoded images here as .npz (training's cache)")
