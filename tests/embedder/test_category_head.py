@@ -44,7 +44,8 @@ def test_branch_shares_the_trunk_and_learns_categories(random_checkpoint: Path) 
     # Six fine classes, two per category: the branch scores them and sums each category's pair.
     fine = FineClasses(tuple(f"{c}/{k}" for c in CLASSES for k in "ab"), (0, 0, 1, 1, 2, 2), np.zeros(0))
     y_fine = y_train * 2 + (x_train[:, 255, 0, 0] > 0).numpy()
-    branch = fit_branch(model, [x_train, x_train.flip(-1)], y_fine, fine, 3, HeadFitConfig(epochs=3, batch_size=32))
+    cfg = HeadFitConfig(epochs=3, batch_size=32, start=3)
+    branch = fit_branch(model, [x_train, x_train.flip(-1)], y_fine, fine, 3, cfg)
     probs = branch_probabilities(branch, x_test)
     assert probs.shape == (90, 3) and probs.sum(axis=1) == pytest.approx(np.ones(90), abs=1e-5)
     assert float(np.mean(probs.argmax(axis=1) == y_test)) > 0.9

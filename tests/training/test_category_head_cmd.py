@@ -28,13 +28,13 @@ def test_command_writes_head_and_report(tmp_path: Path, synth_root: Path, random
     ckpt = tmp_path / "ckpt"
     shutil.copytree(random_checkpoint, ckpt)
     report = tmp_path / "report.json"
-    argv = ["category-head", str(ckpt), "--data", str(synth_root), "--report", str(report), "--epochs", "2", "--force"]
+    argv = ["category-head", str(ckpt), "--data", str(synth_root), "--report", str(report), "--epochs", "1", "--force"]
     assert main(argv) == 0
     figures = json.loads(report.read_text())
     assert figures["stored"] is True and figures["head_file"] == str(ckpt / "category_head.json")
     head = load_category_head(ckpt, model_version=read_model_card(ckpt).model_version)
     assert head is not None and set(head.classes) == set(figures["categories"])
-    assert figures["items"] == sum(figures["categories"].values()) == 300 and figures["fit"]["epochs"] == 2
+    assert figures["items"] == sum(figures["categories"].values()) == 300 and figures["fit"]["epochs"] == 1
     assert 0 < figures["test_items"] < 300 and figures["held_out_head"]["n"] == figures["test_items"]
     assert head.metrics["held_out_accuracy"] == figures["held_out_head"]["accuracy"]
     for key in ("held_out_head", "held_out_neighbour_vote", "majority_class"):
