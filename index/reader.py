@@ -180,7 +180,7 @@ class CatalogIndex:
             rows = self._filtered_rows(index, q, k=k, flt=filters, exclude=self._excluded_rows(exclude))
         else:
             rows = self._search_rows(index, q, k=k, exclusion=self._exclusion(exclude))
-        return self._to_hits(rows)
+        return self.hits_of_rows(rows)
 
     def search_categories(
         self, query: np.ndarray, categories: Sequence[str], *, k: int, exclude: Collection[str] = (),
@@ -192,6 +192,15 @@ class CatalogIndex:
         paying for id resolution once per category (the complementary-items request path). With `records`,
         each hit carries its whole ItemRecord, from the same single query. `filters` as in `search`.
         """
+        rows = self.search_category_rows(query, categories, k=k, exclude=exclude, filters=filters)
+        return dict(zip(rows, self.hits_of_rows(list(rows.values()), records=records), strict=True))
+
+    def search_category_rows(
+        self, query: np.ndarray, categories: Sequence[str], *, k: int, exclude: Collection[str] = (),
+        filters: ItemFilter | None = None,
+    ) -> dict[str, list[tuple[float, int]]]:
+        """`search_categories` as (score, row) pairs, with no metadata look-up: for callers that re-rank a
+        pool and then resolve only the rows they keep (`hits_of_rows`)."""
         q = self._check_queries(np.asarray(query).reshape(1, -1))
         k = _check_k(k)
         indexes = [self._category_index(c) for c in categories]  # every name checked before any search
@@ -202,8 +211,7 @@ class CatalogIndex:
         else:
             exclusion = self._exclusion(exclude)
             per_cat = [self._search_rows(index, q, k=k, exclusion=exclusion)[0] for index in indexes]
-        hits = self._to_hits(per_cat, records=records)
-        return dict(zip(categories, hits, strict=True))
+        return dict(zip(categories, per_cat, strict=True))
 
     def _category_index(self, category: str) -> faiss.Index:
         try:
@@ -296,7 +304,9 @@ class CatalogIndex:
             for srow, lrow in zip(scores, labels, strict=True)
         ]
 
-    def _to_hits(self, rows: list[list[tuple[float, int]]], *, records: bool = False) -> list[list[Hit]]:
+    def hits_of_rows(self, rows: Sequence[Sequence[tuple[float, int]]], *, records: bool = False) -> list[list[Hit]]:
+        """Groups of (score, row) as Hits, resolved in one metadata query; with `records`, each carries its
+        whole ItemRecord."""
         flat = [r for row in rows for _, r in row]
         if records:
             recs = self._store.records_of_rows(flat)

@@ -13,7 +13,7 @@ from service.completion import SearchBounds, beam_search, default_targets, pick_
 from service.diversity import pool_size
 from service.engine import Engine
 from service.errors import UnanswerableError
-from service.recommend import check_categories, diverse_hits, item_filter, record_out, upload_category
+from service.recommend import check_categories, diverse_rows, item_filter, record_out, upload_category
 from service.schemas import (
     MAX_OUTFIT_ITEMS,
     CompleteOptions,
@@ -90,10 +90,11 @@ def candidates(engine: Engine, query: np.ndarray, targets: list[str], exclude: S
     """Per target, up to k nearest items of the seeds' query vector that the filters allow (MMR-varied at
     diversity > 0)."""
     excluded = set(exclude)
-    found = engine.index.search_categories(query, targets, k=pool_size(k, diversity), exclude=tuple(exclude),
-                                           records=True, filters=item_filter(engine, filters))
-    pools = [diverse_hits([h for h in found[c] if h.item_id not in excluded], engine, k=k, diversity=diversity)
-             for c in targets]
+    found = engine.index.search_category_rows(query, targets, k=pool_size(k, diversity), exclude=tuple(exclude),
+                                              filters=item_filter(engine, filters))
+    chosen = diverse_rows([found[c] for c in targets], engine, k=k, diversity=diversity)
+    pools = [[h for h in hits if h.item_id not in excluded]  # the contract, whatever the index does
+             for hits in engine.index.hits_of_rows(chosen, records=True)]
     empty = [c for c, p in zip(targets, pools, strict=True) if not p]
     if empty:
         raise UnanswerableError(f"no items left to add in {empty} (after exclusions and filters)",

@@ -6,6 +6,8 @@ so near-duplicates of an item already shown fall back behind slightly less relev
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 # Candidates fetched per shown item when diversity > 0: MMR can only choose among what it is given.
@@ -26,28 +28,45 @@ def mmr_order(relevance: np.ndarray, vectors: np.ndarray, *, k: int, diversity: 
     diversity 0 is the relevance order itself (ties keep the input order); 1 ignores relevance after the
     first pick. Bounded work: O(k * n) similarities for n candidates.
     """
+    return mmr_orders([relevance], [vectors], k=k, diversity=diversity)[0]
+
+
+def mmr_orders(relevances: Sequence[np.ndarray], vectors: Sequence[np.ndarray], *, k: int, diversity: float
+               ) -> list[list[int]]:
+    """`mmr_order` of several independent pools (one per category) at once: the pools are padded into one
+    array, so a request pays k rounds of array operations, not k per category."""
     if not 0.0 <= diversity <= 1.0:
         raise ValueError(f"diversity must be in [0, 1], not {diversity}")
-    rel = np.asarray(relevance, dtype=np.float64)
-    n = len(rel)
-    k = min(k, n)
-    if k <= 0:
-        return []
+    rels = [np.asarray(r, dtype=np.float64) for r in relevances]
     if diversity == 0.0:
-        return [int(i) for i in np.argsort(-rel, kind="stable")[:k]]
-    x = np.asarray(vectors, dtype=np.float64)
-    sim = x @ x.T
-    chosen: list[int] = []
-    # Highest similarity of each candidate to anything chosen so far (-inf before the first pick).
-    closest = np.full(n, -np.inf)
-    free = np.ones(n, dtype=bool)
-    for _ in range(k):
+        return [[int(i) for i in np.argsort(-r, kind="stable")[:max(k, 0)]] for r in rels]
+    sizes = np.array([len(r) for r in rels], dtype=np.int64)
+    n = int(sizes.max(initial=0))
+    picks = np.minimum(max(k, 0), sizes)  # per pool
+    chosen: list[list[int]] = [[] for _ in rels]
+    if n == 0 or not picks.any():
+        return chosen
+    d = max(np.asarray(v).shape[-1] for v in vectors)
+    rel = np.zeros((len(rels), n))
+    x = np.zeros((len(rels), n, d))
+    free = np.zeros((len(rels), n), dtype=bool)  # padding is never free
+    for p, (r, v) in enumerate(zip(rels, vectors, strict=True)):
+        rel[p, :len(r)] = r
+        x[p, :len(r)] = np.asarray(v, dtype=np.float64).reshape(len(r), d)
+        free[p, :len(r)] = True
+    sim = np.matmul(x, x.transpose(0, 2, 1))
+    # Highest similarity of each candidate to anything chosen so far in its pool (-inf before the first pick).
+    closest = np.full((len(rels), n), -np.inf)
+    every = np.arange(len(rels))
+    for step in range(int(picks.max())):
         penalty = np.where(np.isfinite(closest), closest, 0.0)
         gain = np.where(free, (1.0 - diversity) * rel - diversity * penalty, -np.inf)
-        pick = int(np.argmax(gain))  # first maximum: ties keep the input order
-        chosen.append(pick)
-        free[pick] = False
-        closest = np.maximum(closest, sim[pick])
+        pick = np.argmax(gain, axis=1)  # first maximum: ties keep the input order
+        active = np.flatnonzero(picks > step)
+        for a in active.tolist():
+            chosen[a].append(int(pick[a]))
+        free[active, pick[active]] = False
+        closest = np.maximum(closest, sim[every, pick])
     return chosen
 
 

@@ -11,9 +11,8 @@ from urllib.parse import quote
 import numpy as np
 
 from index.filters import FilterError, ItemFilter
-from index.reader import Hit
 from index.store import ItemRecord
-from service.diversity import mmr_order, pool_size
+from service.diversity import mmr_orders, pool_size
 from service.engine import Engine
 from service.errors import (
     FilterRequestError,
@@ -159,15 +158,15 @@ def complementary(
     flt = item_filter(engine, options.filters)
     exclude = tuple(dict.fromkeys([*query_ids, *options.exclude]))
     excluded = set(exclude)
-    # Hits carry their records (one metadata query for all categories), so the answer needs no other look-up.
-    per_category = engine.index.search_categories(
-        query, targets, k=pool_size(options.per_category, options.diversity), exclude=exclude, records=True,
-        filters=flt,
+    # Each category's pool is re-ranked on rows and scores alone; only the picks are then resolved to records,
+    # in one metadata query for all categories (a pool is 4x the picks at the default diversity).
+    pools = engine.index.search_category_rows(
+        query, targets, k=pool_size(options.per_category, options.diversity), exclude=exclude, filters=flt,
     )
+    chosen = diverse_rows(list(pools.values()), engine, k=options.per_category, diversity=options.diversity)
     picked = {
-        cat: diverse_hits([h for h in hits if h.item_id not in excluded],  # the contract, whatever the index does
-                          engine, k=options.per_category, diversity=options.diversity)
-        for cat, hits in per_category.items()
+        cat: [h for h in hits if h.item_id not in excluded]  # the contract, whatever the index does
+        for cat, hits in zip(pools, engine.index.hits_of_rows(chosen, records=True), strict=True)
     }
     # Across categories, best first; an item never comes before an earlier MMR pick of its own category
     # (running minimum), so cutting at k keeps each category's most varied prefix. At diversity 0 the key is
@@ -192,10 +191,14 @@ def complementary(
     return [CategoryGroup(category=c, items=items) for c, items in groups.items()]
 
 
-def diverse_hits(hits: list[Hit], engine: Engine, *, k: int, diversity: float) -> list[Hit]:
-    """Up to k of a category's hits (best first) in MMR order; the first k unchanged at diversity 0."""
-    if diversity <= 0 or len(hits) <= 1:
-        return hits[:k]
-    vectors = engine.index.vectors_of_rows([h.row for h in hits])
-    order = mmr_order(np.array([h.score for h in hits]), vectors, k=k, diversity=diversity)
-    return [hits[i] for i in order]
+def diverse_rows(pools: Sequence[Sequence[tuple[float, int]]], engine: Engine, *, k: int, diversity: float
+                 ) -> list[list[tuple[float, int]]]:
+    """Per pool of (score, row) best first, up to k of them in MMR order (the first k at diversity 0); the
+    pools' vectors are read in one gather."""
+    if diversity <= 0:
+        return [list(p[:k]) for p in pools]
+    vectors = engine.index.vectors_of_rows([r for p in pools for _, r in p])
+    ends = np.cumsum([len(p) for p in pools])
+    orders = mmr_orders([np.array([s for s, _ in p], dtype=np.float64) for p in pools],
+                        np.split(vectors, ends[:-1]), k=k, diversity=diversity)
+    return [[pool[i] for i in order] for pool, order in zip(pools, orders, strict=True)]

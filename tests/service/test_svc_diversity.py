@@ -14,7 +14,7 @@ from embedder.calibration import UNCALIBRATED, Calibration
 from index import open_index
 from index.store import ItemRecord
 from index.writer import IndexPolicy, build_content, write_version
-from service.diversity import mean_pairwise_similarity, mmr_order, pool_size
+from service.diversity import mean_pairwise_similarity, mmr_order, mmr_orders, pool_size
 from service.recommend import complementary
 from service.schemas import ComplementaryOptions
 from service.scoring import completion_distances, score_outfit
@@ -47,6 +47,20 @@ def test_mmr_matches_the_naive_definition(lam: float) -> None:
         vecs = _unit(rng.standard_normal((15, 8)))
         rel = (vecs @ _unit(rng.standard_normal(8))).astype(np.float64)
         assert mmr_order(rel, vecs, k=6, diversity=lam) == _naive_mmr(list(rel), vecs, 6, lam), trial
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.5, 1.0])
+def test_batched_mmr_equals_each_pool_alone(lam: float) -> None:
+    """One padded pass over pools of different sizes (empty, single, shorter than k) picks what the
+    definition picks in each pool alone: padding is never chosen and pools do not see each other."""
+    rng = np.random.default_rng(5)
+    sizes = [0, 1, 3, 9, 20]
+    vecs = [_unit(rng.standard_normal((n, 8))) if n else np.zeros((0, 8)) for n in sizes]
+    rels = [rng.standard_normal(n) for n in sizes]
+    got = mmr_orders(rels, vecs, k=5, diversity=lam)
+    assert got == [_naive_mmr(list(r), v, 5, lam) for r, v in zip(rels, vecs, strict=True)]
+    assert [len(o) for o in got] == [0, 1, 3, 5, 5]
+    assert mmr_orders([], [], k=5, diversity=lam) == []
 
 
 def test_mmr_zero_is_relevance_order_and_bad_values_fail() -> None:
