@@ -83,7 +83,8 @@ class CatalogIndex:
         }
         self._store = ItemStore(version_dir / STORE_FILE)
         try:
-            self._vectors: np.ndarray = np.load(version_dir / VECTORS_FILE, mmap_mode="r")
+            # A plain ndarray over the memory map: gathers skip np.memmap's per-result bookkeeping.
+            self._vectors: np.ndarray = np.load(version_dir / VECTORS_FILE, mmap_mode="r").view(np.ndarray)
         except (ValueError, OSError) as e:
             raise IndexArtifactError(f"{version_dir / VECTORS_FILE}: cannot read vectors ({e})") from e
         rows = int(manifest["rows"])
