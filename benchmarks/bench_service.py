@@ -53,12 +53,16 @@ CACHE_HITS = ('outfit_cache_lookups_total{kind="result",result="hit"}',
               'outfit_cache_lookups_total{kind="embedding",result="hit"}')
 
 
-def ensure_checkpoint(workdir: Path, backend: str) -> Path:
-    """A random-init checkpoint, with the fp32 and int8 exports the ONNX/OpenVINO backends need."""
+def ensure_checkpoint(workdir: Path, backend: str, *, category_head: bool = False) -> Path:
+    """A random-init checkpoint, with the fp32 and int8 exports the ONNX/OpenVINO backends need; with
+    `category_head`, a random-init layer2 branch over the synthetic index's categories too (the default
+    head's shape: its cost, not its answers, is what is measured)."""
     from embedder.onnx_export import export_onnx, variant_path
     from index.demo_step import random_init_checkpoint
 
-    ckpt = random_init_checkpoint(workdir / "checkpoint", seed=0)
+    ckpt = random_init_checkpoint(workdir / ("checkpoint-head" if category_head else "checkpoint"), seed=0)
+    if category_head:
+        add_random_head(ckpt)
     if backend != "torch" and not variant_path(ckpt, "fp32").is_file():
         export_onnx(ckpt)
     if backend.endswith("int8") and not variant_path(ckpt, "int8").is_file():
@@ -72,6 +76,23 @@ def ensure_checkpoint(workdir: Path, backend: str) -> Path:
         cfg = QuantizeConfig(calibration_images=128, parity_images=32)
         quantize_int8(ckpt, photos=int8_photos(synth, cfg), config=cfg)
     return ckpt
+
+
+def add_random_head(ckpt: Path) -> None:
+    import torch
+
+    from embedder import read_model_card
+    from embedder.category_head import HEAD_FILE, CategoryBranch, branch_stages, save_category_head
+    from embedder.checkpoint import load_embedder
+    from index.synthetic import CATEGORIES
+
+    if (ckpt / HEAD_FILE).is_file():
+        return
+    torch.manual_seed(0)
+    model, _ = load_embedder(ckpt)
+    classes = tuple(sorted(CATEGORIES))
+    branch = CategoryBranch(len(classes), start=2, stages=branch_stages(model, 2))
+    save_category_head(ckpt, branch, classes, model_version=read_model_card(ckpt).model_version)
 
 
 def ensure_index(root: Path, checkpoint: Path, n: int, backend: str) -> Path:
@@ -291,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--profile", nargs="*", default=["complementary_ids@16", "complementary_upload@16"],
                    metavar="SCENARIO@C", help="cells sampled with py-spy (separate runs after the grid)")
+    p.add_argument("--category-head", action="store_true",
+                   help="serve a checkpoint with a category head (uploads then pay for its branch)")
     p.add_argument("--standalone", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--photos", type=Path, help=argparse.SUPPRESS)
@@ -303,8 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     pin = Pinning(server_core=args.server_core, client_core=args.client_core)
 
     args.workdir.mkdir(parents=True, exist_ok=True)
-    ckpt = ensure_checkpoint(args.workdir, args.backend)
-    index = ensure_index(args.workdir / f"index-{args.items}-{args.backend}", ckpt, args.items, args.backend)
+    ckpt = ensure_checkpoint(args.workdir, args.backend, category_head=args.category_head)
+    suffix = "-head" if args.category_head else ""
+    index = ensure_index(args.workdir / f"index-{args.items}-{args.backend}{suffix}", ckpt, args.items, args.backend)
     photos = write_photos(args.workdir / "photos", PHOTOS)
     opened = index_open_seconds(index, args.backend)
     standalone = standalone_on_core(ckpt, args.backend, photos, threads=args.threads, core=pin.server_core)
@@ -353,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpu": cpu_flags(), "python": platform.python_version(), "platform": platform.platform()},
         "config": {"items": args.items, "backend": args.backend, "duration_s": args.duration,
                    "concurrency": args.concurrency, "threads": args.threads, "batch_max_size": 32,
-                   "batch_max_wait_ms": 5, "cache": "local LRU", "model": "random-init resnet18, 112 px, d=64",
+                   "batch_max_wait_ms": 5, "cache": "local LRU", "model": "random-init resnet18, 112 px, d=64"
+                   + (", random-init category head (layer2 branch)" if args.category_head else ""),
                    "photos": "256x256 JPEG, unique bytes per upload", "ids": "unique per cell (no result-cache hit)"},
         "index": {**opened, "server_start_to_ready_s": round(ready_s, 2)},
         "standalone_pipeline": standalone,
