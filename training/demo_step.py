@@ -38,7 +38,7 @@ def demo_train(workdir: Path, data_dir: Path, *, seed: int = 0, kind: str = "non
 
 
 def demo_category_head(checkpoint: Path, data_dir: Path, *, kind: str = "nondisjoint") -> dict[str, object]:
-    """Fit the checkpoint's category head (uploads' category) unless it has a valid one: about half a minute
+    """Fit the checkpoint's category head (uploads' category) unless it has a valid one: under a minute
     at the demo's 32 px. Its held-out accuracy, or the stored figure when reused."""
     from embedder.category_head import load_category_head
     from embedder.checkpoint import CheckpointError, read_model_card
