@@ -136,6 +136,10 @@ def test_search_categories_equals_one_search_per_category(publish_synthetic: Pub
     for q in vectors[:12]:
         got = idx.search_categories(q, cats, k=5, exclude=exclude)
         assert list(got) == cats
+        # The rows-only form (what complementary re-ranks before resolving its picks) names the same hits.
+        rows = idx.search_category_rows(q, cats, k=5, exclude=exclude)
+        assert {c: [(h.score, h.row) for h in got[c]] for c in cats} == rows
+        assert idx.hits_of_rows(list(rows.values()), records=True)[0][0].record == by_id[got[cats[0]][0].item_id]
         for cat in cats:
             want = idx.search(q[None], k=5, category=cat, exclude=exclude)[0]
             assert got[cat] == want
