@@ -68,7 +68,11 @@ class TorchBackend:
         self.model = model.to(device).eval()
         self.card = card
         self.device = torch.device(device)
-        self._both = None if head is None else CategorisingEmbedder(self.model, head.branch).to(device).eval()
+        self.category_head = head  # the service takes it from here rather than reading the weights twice
+        branch = None if head is None else head.branch
+        if head is not None and branch is None:
+            raise ValueError("the torch backend needs the category head's weights (load it with_weights=True)")
+        self._both = None if branch is None else CategorisingEmbedder(self.model, branch).to(device).eval()
 
     @property
     def preprocess(self) -> PreprocessConfig:

@@ -109,7 +109,9 @@ class CategorisingEmbedder(nn.Module):
 @dataclass(frozen=True)
 class CategoryHead:
     classes: tuple[str, ...]
-    branch: CategoryBranch
+    # None when loaded without its weights (`with_weights=False`): a service whose export computes the branch needs
+    # only the classes and the sha256, not ~40 MB of torch parameters per worker.
+    branch: CategoryBranch | None
     model_version: str  # the embedder whose trunk it reads
     sha256: str  # of HEAD_WEIGHTS: exports name it
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -168,9 +170,12 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_category_head(checkpoint: Path | str, *, model_version: str) -> CategoryHead | None:
+def load_category_head(
+    checkpoint: Path | str, *, model_version: str, with_weights: bool = True
+) -> CategoryHead | None:
     """The checkpoint's head, None when it has none; CheckpointError when it is corrupt, its weights do not
-    match the JSON, or it was fitted on another model's trunk."""
+    match the JSON, or it was fitted on another model's trunk. With `with_weights=False` the weights file is still
+    checked against the JSON's sha256, but no branch is built (`branch` is None)."""
     path = Path(checkpoint) / HEAD_FILE
     if not path.is_file():
         return None
@@ -182,6 +187,8 @@ def load_category_head(checkpoint: Path | str, *, model_version: str) -> Categor
     if not weights.is_file() or sha256_file(weights) != meta["weights_sha256"]:
         raise CheckpointError(f"{weights}: missing or does not match {HEAD_FILE}'s sha256; {_REFIT}")
     classes = tuple(meta["classes"])
+    if not with_weights:
+        return CategoryHead(classes, None, model_version, str(meta["weights_sha256"]), dict(meta.get("metrics") or {}))
     branch = CategoryBranch(len(classes), start=int(meta.get("start", 3)),
                             fine_to_class=meta.get("fine_to_class"))
     try:

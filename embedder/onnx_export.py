@@ -186,7 +186,9 @@ def export_onnx(checkpoint: Path | str, *, opset: int = DEFAULT_OPSET, parity_im
     model, card = load_embedder(checkpoint)
     head = load_category_head(checkpoint, model_version=card.model_version)
     size = card.config.preprocess.image_size
-    wrapper: nn.Module = NormalizedEmbedder(model) if head is None else CategorisingEmbedder(model, head.branch)
+    branch = None if head is None else head.branch
+    assert head is None or branch is not None  # loaded with its weights (the default)
+    wrapper: nn.Module = NormalizedEmbedder(model) if branch is None else CategorisingEmbedder(model, branch)
     wrapper.eval()
     outputs = [OUTPUT_NAME] if head is None else [OUTPUT_NAME, CATEGORY_OUTPUT]
     data = onnx_bytes_from_module(wrapper, image_size=size, opset=opset, output_names=outputs)

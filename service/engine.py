@@ -186,7 +186,11 @@ def load_engine(
         # warning): it still serves the int8 index, whose embeddings approximate exactly that model.
         family = getattr(model, "fallback_from", None) or model.name
         idx = open_index(index_root, expected_model_version=model.card.model_version, backend=family)
-        head = load_category_head(ckpt, model_version=model.card.model_version)
+        # The torch backend holds the head it runs; an export computes the branch itself, so the engine only
+        # needs the head's classes and sha256 (its weights are still checked against the JSON).
+        torch_head = getattr(model, "category_head", None) if model.name == "torch" else None
+        head = torch_head or load_category_head(ckpt, model_version=model.card.model_version,
+                                                with_weights=model.name == "torch")
     except (CheckpointError, IndexArtifactError, FileNotFoundError, ValueError) as e:
         if isinstance(e, EngineLoadError):
             raise

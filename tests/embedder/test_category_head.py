@@ -88,7 +88,11 @@ def test_save_load_roundtrip_and_refusals(tmp_path: Path, random_checkpoint: Pat
     (ckpt / HEAD_WEIGHTS).write_bytes(weights[:-8] + b"\0" * 8)  # swapped or corrupt weights
     with pytest.raises(CheckpointError, match="does not match"):
         load_category_head(ckpt, model_version=version)
+    with pytest.raises(CheckpointError, match="does not match"):  # checked without building the branch too
+        load_category_head(ckpt, model_version=version, with_weights=False)
     (ckpt / HEAD_WEIGHTS).write_bytes(weights)
+    light = load_category_head(ckpt, model_version=version, with_weights=False)  # what an export-serving engine keeps
+    assert light is not None and light.branch is None and (light.classes, light.sha256) == (CLASSES, head_sha256(ckpt))
     raw = json.loads((ckpt / HEAD_FILE).read_text())
     for broken in ("{not json", "[]", json.dumps({**raw, "format": 1}), json.dumps({**raw, "classes": ["x"]}),
                    json.dumps({**raw, "start": 4}),

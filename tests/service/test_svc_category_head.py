@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from pathlib import Path
 
@@ -42,6 +43,10 @@ def test_served_uploads_take_the_head_category(
     with TestClient(create_app(Settings(index=service_index, checkpoint=ckpt))) as client:
         engine = client.app.state.service.engine
         assert engine.category_head is not None and engine.backend.has_categories
+        if engine.backend.name == "torch":
+            assert engine.category_head is engine.backend.category_head  # the torch backend's, not read twice
+        else:
+            assert engine.category_head.branch is None  # the export computes the branch
         for cached in (False, True):
             body = client.post("/v1/complementary", files={"image": ("p.jpg", photo, "image/jpeg")}).json()
             q = body["query"]
@@ -56,6 +61,19 @@ def test_served_uploads_take_the_head_category(
         assert seed["category_confidence"] == pytest.approx(float(probs.max()), abs=1e-4)
         emb = client.post("/v1/embed", files={"image": ("p.jpg", photo, "image/jpeg")}).json()["embedding"]
         assert np.linalg.norm(emb) == pytest.approx(1.0, abs=1e-4) and len(emb) == card.config.embed_dim
+    from embedder.onnx_export import export_onnx
+
+    export_onnx(ckpt)  # an export computes the branch: the engine keeps the head's classes, not its weights
+    engine = load_engine(index_root=service_index, checkpoint=ckpt, backend="openvino", batch_max_size=4,
+                         batch_max_wait_s=0.0, queue_size=8, retry_after_s=1, metrics=None)
+    try:
+        assert engine.backend.has_categories and engine.category_head is not None
+        assert engine.category_head.branch is None and engine.category_head.classes == classes
+        emb, got = engine.backend.embed_with_categories(x.numpy())
+        assert got is not None and engine.category_head.pick(got[0])[0] == want
+    finally:
+        asyncio.run(engine.aclose())
+        engine.index.close()
     (ckpt / HEAD_FILE).write_text("{}")
     with pytest.raises(EngineLoadError, match="category head is unreadable"):
         load_engine(index_root=service_index, checkpoint=ckpt, backend=None, batch_max_size=4, batch_max_wait_s=0.0,
