@@ -89,8 +89,7 @@ class TorchBackend:
     def embed_with_categories(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         if self._both is None:
             return self.embed_batch(batch), None
-        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
-        emb, probs = self._both(x)
+        emb, probs = self._both(_torch_input(batch, self.device))
         return emb.float().cpu().numpy(), probs.float().cpu().numpy()
 
 
@@ -100,10 +99,13 @@ def torch_embed_batch(model: Embedder, batch: np.ndarray, *, device: torch.devic
 
     Used by TorchBackend and by training's evaluation (which passes its model in eval mode).
     """
-    device = device or next(model.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
-    out: np.ndarray = model(x, normalize=True).float().cpu().numpy()
+    out: np.ndarray = model(_torch_input(batch, device or next(model.parameters()).device), normalize=True
+                            ).float().cpu().numpy()
     return out
+
+
+def _torch_input(batch: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(device)
 
 
 def embed_batches(embed_batch: Callable[[np.ndarray], np.ndarray], batches: Iterable[np.ndarray], dim: int

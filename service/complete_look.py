@@ -10,10 +10,9 @@ import numpy as np
 from index.cooccurrence import MANIFEST_KEY
 from index.reader import Hit
 from service.completion import SearchBounds, beam_search, default_targets, pick_outfits
-from service.diversity import pool_size
 from service.engine import Engine
 from service.errors import UnanswerableError
-from service.recommend import check_categories, diverse_rows, item_filter, record_out, upload_category
+from service.recommend import check_categories, diverse_picks, item_filter, record_out, upload_category
 from service.schemas import (
     MAX_OUTFIT_ITEMS,
     CompleteOptions,
@@ -89,12 +88,9 @@ def candidates(engine: Engine, query: np.ndarray, targets: list[str], exclude: S
                k: int, diversity: float, filters: Filters | None) -> list[list[Hit]]:
     """Per target, up to k nearest items of the seeds' query vector that the filters allow (MMR-varied at
     diversity > 0)."""
-    excluded = set(exclude)
-    found = engine.index.search_category_rows(query, targets, k=pool_size(k, diversity), exclude=tuple(exclude),
-                                              filters=item_filter(engine, filters))
-    chosen = diverse_rows([found[c] for c in targets], engine, k=k, diversity=diversity)
-    pools = [[h for h in hits if h.item_id not in excluded]  # the contract, whatever the index does
-             for hits in engine.index.hits_of_rows(chosen, records=True)]
+    found = diverse_picks(engine, query, targets, k=k, diversity=diversity, exclude=exclude,
+                          filters=item_filter(engine, filters))
+    pools = [found[c] for c in targets]
     empty = [c for c, p in zip(targets, pools, strict=True) if not p]
     if empty:
         raise UnanswerableError(f"no items left to add in {empty} (after exclusions and filters)",
@@ -128,7 +124,7 @@ def complete_outfits(engine: Engine, seeds: Seeds, opts: CompleteOptions, bounds
             round(s.score - w, 6) for w in s.scores_without]
         entries = [e.model_copy(update={"contribution": contrib[n]}) for n, e in enumerate(seed_entries)]
         for n, (hit, p) in enumerate(zip(hits, pair, strict=True)):
-            assert hit.record is not None  # search_categories(records=True)
+            assert hit.record is not None  # diverse_picks resolves every pick with its record
             entries.append(OutfitEntry(ref=hit.item_id, kind="item", role="added", category=hit.category,
                                        item=record_out(hit.record, ItemOut), score=round(hit.score, 6),
                                        compatibility=round(float(p), 6), contribution=contrib[len(seed_entries) + n]))

@@ -172,7 +172,7 @@ def load_engine(
     search_threads: int = 1,
 ) -> Engine:
     """Blocking load (run it in a thread from async code). Raises EngineLoadError with a clear message."""
-    from embedder.backend import load_backend
+    from embedder.backend import TorchBackend, load_backend
     from embedder.category_head import load_category_head
     from embedder.checkpoint import CheckpointError
     from index import IndexArtifactError, open_index
@@ -186,11 +186,10 @@ def load_engine(
         # warning): it still serves the int8 index, whose embeddings approximate exactly that model.
         family = getattr(model, "fallback_from", None) or model.name
         idx = open_index(index_root, expected_model_version=model.card.model_version, backend=family)
-        # The torch backend holds the head it runs; an export computes the branch itself, so the engine only
-        # needs the head's classes and sha256 (its weights are still checked against the JSON).
-        torch_head = getattr(model, "category_head", None) if model.name == "torch" else None
-        head = torch_head or load_category_head(ckpt, model_version=model.card.model_version,
-                                                with_weights=model.name == "torch")
+        # The torch backend holds the head it runs (or None); an export computes the branch itself, so the
+        # engine only needs the head's classes and sha256 (its weights are still checked against the JSON).
+        head = (model.category_head if isinstance(model, TorchBackend)
+                else load_category_head(ckpt, model_version=model.card.model_version, with_weights=False))
     except (CheckpointError, IndexArtifactError, FileNotFoundError, ValueError) as e:
         if isinstance(e, EngineLoadError):
             raise

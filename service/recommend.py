@@ -11,6 +11,7 @@ from urllib.parse import quote
 import numpy as np
 
 from index.filters import FilterError, ItemFilter
+from index.reader import Hit
 from index.store import ItemRecord
 from service.diversity import mmr_orders, pool_size
 from service.engine import Engine
@@ -155,19 +156,8 @@ def complementary(
             f"no target category left: the query already covers {sorted(set(query_categories))}; "
             "ask for other categories", code="no_target_category",
         )
-    flt = item_filter(engine, options.filters)
-    exclude = tuple(dict.fromkeys([*query_ids, *options.exclude]))
-    excluded = set(exclude)
-    # Each category's pool is re-ranked on rows and scores alone; only the picks are then resolved to records,
-    # in one metadata query for all categories (a pool is 4x the picks at the default diversity).
-    pools = engine.index.search_category_rows(
-        query, targets, k=pool_size(options.per_category, options.diversity), exclude=exclude, filters=flt,
-    )
-    chosen = diverse_rows(list(pools.values()), engine, k=options.per_category, diversity=options.diversity)
-    picked = {
-        cat: [h for h in hits if h.item_id not in excluded]  # the contract, whatever the index does
-        for cat, hits in zip(pools, engine.index.hits_of_rows(chosen, records=True), strict=True)
-    }
+    picked = diverse_picks(engine, query, targets, k=options.per_category, diversity=options.diversity,
+                           exclude=[*query_ids, *options.exclude], filters=item_filter(engine, options.filters))
     # Across categories, best first; an item never comes before an earlier MMR pick of its own category
     # (running minimum), so cutting at k keeps each category's most varied prefix. At diversity 0 the key is
     # the score itself: today's order.
@@ -184,15 +174,36 @@ def complementary(
     compat = engine.calibration.probabilities(completion_distances(outfit, cand)) if top else np.zeros(0)
     groups: dict[str, list[ScoredItem]] = {}
     for (_, _, cat, hit), p in zip(top, compat, strict=True):
-        assert hit.record is not None  # search_categories(records=True) attaches every hit's record
+        assert hit.record is not None  # diverse_picks resolves every pick with its record
         groups.setdefault(cat, []).append(
             record_out(hit.record, ScoredItem, score=hit.score, compatibility=round(float(p), 6))
         )
     return [CategoryGroup(category=c, items=items) for c, items in groups.items()]
 
 
-def diverse_rows(pools: Sequence[Sequence[tuple[float, int]]], engine: Engine, *, k: int, diversity: float
-                 ) -> list[list[tuple[float, int]]]:
+def diverse_picks(
+    engine: Engine, query: np.ndarray, targets: Sequence[str], *, k: int, diversity: float, exclude: Sequence[str],
+    filters: ItemFilter | None,
+) -> dict[str, list[Hit]]:
+    """Per target category, up to k of the query's nearest items that `filters` allow, in MMR order at
+    diversity > 0, never an `exclude`d id; each hit carries its record.
+
+    Each category's pool (`pool_size`: 4x the picks at the default diversity) is re-ranked on its scores and
+    rows alone; only the picks are then resolved, in one metadata query for all categories.
+    """
+    excluded = tuple(dict.fromkeys(exclude))
+    pools = engine.index.search_category_rows(query, targets, k=pool_size(k, diversity), exclude=excluded,
+                                              filters=filters)
+    chosen = _diverse_rows(list(pools.values()), engine, k=k, diversity=diversity)
+    never = set(excluded)
+    return {
+        cat: [h for h in hits if h.item_id not in never]  # the contract, whatever the index does
+        for cat, hits in zip(pools, engine.index.hits_of_rows(chosen, records=True), strict=True)
+    }
+
+
+def _diverse_rows(pools: Sequence[Sequence[tuple[float, int]]], engine: Engine, *, k: int, diversity: float
+                  ) -> list[list[tuple[float, int]]]:
     """Per pool of (score, row) best first, up to k of them in MMR order (the first k at diversity 0); the
     pools' vectors are read in one gather."""
     if diversity <= 0:
