@@ -6,6 +6,7 @@ environment at import time: `Settings()` is built by the CLI (or a test) and pas
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,10 @@ class Settings(BaseSettings):
     torch_threads: int | None = Field(default=None, ge=1, le=64)
     # FAISS threads per search; requests run concurrently, so one each is the right default.
     search_threads: int = Field(default=1, ge=1, le=64)
+    # Requests whose index work (searches, re-ranking, scoring) runs at once; unset: two per CPU this process may
+    # run on. Many more only contend for the GIL; one per CPU left uploads unbatched (docs/SERVICE.md,
+    # "Index workers").
+    index_workers: int | None = Field(default=None, ge=1, le=256)
 
     # Cache: Redis when REDIS_URL is set, otherwise an in-process LRU.
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL", "OUTFIT_REDIS_URL"))
@@ -73,8 +78,20 @@ class Settings(BaseSettings):
     # Per-stage durations in a `Server-Timing` response header (docs/SERVICE.md); off hides them from clients.
     server_timing: bool = True
 
+    @property
+    def resolved_index_workers(self) -> int:
+        return self.index_workers or 2 * usable_cpus()
+
     @field_validator("index", "checkpoint", "backend", "redis_url", "admin_api_key", "reload_signal", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         # `OUTFIT_CHECKPOINT=` in a compose file or .env means "not set", not the current directory.
         return None if isinstance(value, str) and not value.strip() else value
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity mask, e.g. under `taskset` or a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1

@@ -61,6 +61,7 @@ class AppState:
             retry_after_s=s.retry_after_s,
             metrics=self.metrics,
             search_threads=s.search_threads,
+            index_workers=s.resolved_index_workers,
         )
         engine.batcher.start()
         return engine

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +18,7 @@ from fastapi.testclient import TestClient
 from embedder import EmbedderConfig, PreprocessConfig, build_embedder, save_checkpoint
 from service.app import create_app
 from service.engine import EngineLoadError, load_engine
-from service.settings import Settings
+from service.settings import Settings, usable_cpus
 
 
 def _load(index: Path, checkpoint: Path | None) -> Any:
@@ -25,6 +30,48 @@ def test_checkpoint_defaults_to_the_one_the_index_records(service_index: Path, r
     engine = _load(service_index, None)
     assert engine.checkpoint.resolve() == random_checkpoint.resolve()
     assert engine.calibrated is False and engine.calibration.fitted_on == "uncalibrated-default"
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_index_work_runs_at_most_index_workers_at_once_in_arrival_order(
+    service_index: Path, workers: int
+) -> None:
+    engine = replace(_load(service_index, None), index_workers=workers)
+    lock = threading.Lock()
+    running, peak, started = 0, 0, []
+
+    def work(n: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            started.append(n)
+        time.sleep(0.02)  # off the GIL, as FAISS and SQLite are: only the limit keeps the others out
+        with lock:
+            running -= 1
+        return n * n
+
+    async def main() -> list[int]:
+        async def one(n: int) -> int:
+            await asyncio.sleep(0.001 * n)  # arrive in order
+            return await engine.run(work, n)
+
+        return await asyncio.gather(*(one(n) for n in range(12)))
+
+    assert asyncio.run(main()) == [n * n for n in range(12)]
+    assert peak == workers
+    if workers == 1:
+        assert started == list(range(12))  # first come, first served
+
+
+def test_index_workers_default_to_two_per_usable_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert usable_cpus() == len(os.sched_getaffinity(0))
+    assert Settings().resolved_index_workers == 2 * usable_cpus()
+    monkeypatch.setenv("OUTFIT_INDEX_WORKERS", "5")
+    assert Settings().resolved_index_workers == 5
+    monkeypatch.setenv("OUTFIT_INDEX_WORKERS", "0")
+    with pytest.raises(ValueError, match="index_workers"):
+        Settings()
 
 
 def test_index_of_another_model_is_refused(service_index: Path, tmp_path: Path) -> None:
