@@ -46,7 +46,7 @@ def test_index_work_runs_at_most_index_workers_at_once_in_arrival_order(
             running += 1
             peak = max(peak, running)
             started.append(n)
-        time.sleep(0.02)  # off the GIL, as FAISS and SQLite are: only the limit keeps the others out
+        time.sleep(0.05)  # off the GIL, as FAISS and SQLite are: only the limit keeps the others out
         with lock:
             running -= 1
         return n * n
